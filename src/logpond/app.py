@@ -1,0 +1,110 @@
+"""``create_app``: the ASGI application, built from its collaborators.
+
+Routes are written without trailing slashes; ``PathNormaliser`` strips one from every request and maps
+``/api/environments/<id>/...`` onto ``/api/projects/<id>/...`` before routing, so both spellings of every
+PostHog URL work without redirects.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from logpond import __version__
+from logpond.api import ingest_logs, logs, projects
+from logpond.api.auth import TTLCache
+from logpond.api.errors import install_error_handlers
+from logpond.config import Settings
+from logpond.ingest.pipeline import decode_wal_record
+from logpond.ingest.writer import DurableWriter
+from logpond.services import Services, utc_now
+from logpond.store.base import Store
+
+log = logging.getLogger(__name__)
+
+
+class PathNormaliser:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            path: str = scope["path"]
+            if len(path) > 1 and path.endswith("/"):
+                path = path.rstrip("/") or "/"
+            if path.startswith("/api/environments/"):
+                path = "/api/projects/" + path[len("/api/environments/"):]
+            if path != scope["path"]:
+                scope = dict(scope)
+                scope["path"] = path
+                scope["raw_path"] = path.encode()
+        await self.app(scope, receive, send)
+
+
+def build_services(settings: Settings, *, meta: Any = None, store: Store | None = None,
+                   clock: Callable[[], Any] | None = None) -> Services:
+    """Open (and migrate) the metadata database and the store named by ``settings``."""
+    if meta is None:
+        from logpond.meta import MetaDB
+
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        meta = MetaDB(settings.effective_database_url)
+        meta.migrate()
+    if store is None:
+        from logpond.store.chdb_store import ChDBStore
+
+        store = ChDBStore(settings.store_dir, retention_days=settings.retention_days)
+        store.migrate()
+    return Services(
+        settings=settings,
+        meta=meta,
+        store=store,
+        clock=clock or utc_now,
+        auth_cache=TTLCache(settings.auth_cache_seconds),
+        project_cache=TTLCache(settings.auth_cache_seconds),
+    )
+
+
+def create_app(settings: Settings, *, services: Services | None = None, with_writer: bool = True) -> FastAPI:
+    services = services or build_services(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if with_writer and services.writer is None:
+            services.writer = DurableWriter(
+                services.store,
+                settings.wal_dir,
+                lambda record: decode_wal_record(record, max_decompressed_bytes=settings.max_decompressed_bytes),
+                queue_max_rows=settings.writer_queue_max_rows,
+                batch_max_rows=settings.writer_batch_max_rows,
+                flush_interval=settings.writer_flush_interval_ms / 1000,
+                fsync=settings.wal_fsync,
+                segment_max_bytes=settings.wal_segment_max_bytes,
+            )
+            services.writer.start()
+        try:
+            yield
+        finally:
+            if services.writer is not None:
+                services.writer.stop()
+                services.writer = None
+
+    app = FastAPI(title="logpond", version=__version__, lifespan=lifespan, redirect_slashes=False)
+    app.state.services = services
+    install_error_handlers(app)
+    app.include_router(ingest_logs.router)
+    app.include_router(logs.router)
+    app.include_router(projects.router)
+
+    @app.get("/_health", include_in_schema=False)
+    async def health() -> dict[str, Any]:
+        writer = services.writer
+        return {"status": "ok", "queued_rows": writer.queued_rows if writer else 0}
+
+    app.add_middleware(PathNormaliser)
+    return app

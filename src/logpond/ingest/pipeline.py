@@ -1,0 +1,40 @@
+"""From request bytes to store rows, the same way at request time and at write-ahead-log replay."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pyarrow as pa
+
+from logpond.ingest.otlp import decode_body, parse_export_logs_request, to_log_table
+from logpond.ingest.wal import KIND_ARROW_LOGS, KIND_OTLP_LOGS, Record
+
+
+def decode_otlp_logs(body: bytes, *, team_id: int, received_ns: int, max_decompressed_bytes: int) -> pa.Table:
+    """Rows of one OTLP/HTTP logs request (protobuf or JSON, gzip or plain), as received at ``received_ns``."""
+    request = parse_export_logs_request(decode_body(body, max_decompressed_bytes=max_decompressed_bytes))
+    return to_log_table(request, team_id=team_id, now=dt.datetime.fromtimestamp(received_ns / 1e9, dt.UTC))
+
+
+def arrow_to_bytes(table: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema, options=pa.ipc.IpcWriteOptions(compression="lz4")) as writer:
+        writer.write_table(table)
+    return sink.getvalue().to_pybytes()  # type: ignore[no-any-return]
+
+
+def arrow_from_bytes(payload: bytes) -> pa.Table:
+    return pa.ipc.open_stream(payload).read_all()
+
+
+def decode_wal_record(record: Record, *, max_decompressed_bytes: int) -> pa.Table:
+    if record.kind == KIND_OTLP_LOGS:
+        return decode_otlp_logs(
+            record.payload,
+            team_id=record.team_id,
+            received_ns=record.received_ns,
+            max_decompressed_bytes=max_decompressed_bytes,
+        )
+    if record.kind == KIND_ARROW_LOGS:
+        return arrow_from_bytes(record.payload)
+    raise ValueError(f"unknown write-ahead log record kind {record.kind}")

@@ -1,0 +1,36 @@
+"""The metadata layer: organisations, projects, users and personal API keys in SQLite or PostgreSQL.
+
+``MetaDB`` is the only entry point the rest of logpond needs; it hands out the frozen records below.
+"""
+
+from logpond.meta.db import MetaDB, utc_now
+from logpond.meta.errors import ConflictError, NotFoundError
+from logpond.meta.passwords import DEFAULT_SCRYPT, ScryptParams
+from logpond.meta.records import (
+    Bootstrap,
+    Membership,
+    MembershipLevel,
+    Organization,
+    PersonalAPIKey,
+    Project,
+    User,
+)
+from logpond.meta.scopes import InvalidScopeError, has_scope
+
+__all__ = [
+    "DEFAULT_SCRYPT",
+    "Bootstrap",
+    "ConflictError",
+    "InvalidScopeError",
+    "Membership",
+    "MembershipLevel",
+    "MetaDB",
+    "NotFoundError",
+    "Organization",
+    "PersonalAPIKey",
+    "Project",
+    "ScryptParams",
+    "User",
+    "has_scope",
+    "utc_now",
+]

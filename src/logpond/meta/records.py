@@ -1,0 +1,99 @@
+"""The values the metadata layer hands out.
+
+Callers get frozen dataclasses, never ORM instances, so nothing outside ``logpond.meta`` holds a session or
+can lazy-load behind our back. Sequences are tuples so the records really are immutable. Every datetime is
+timezone-aware UTC.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import IntEnum
+
+
+class MembershipLevel(IntEnum):
+    """A user's level in an organisation; the integers are PostHog's, clients read them as numbers."""
+
+    MEMBER = 1
+    ADMIN = 8
+    OWNER = 15
+
+
+@dataclass(frozen=True, slots=True)
+class Organization:
+    id: str
+    name: str
+    slug: str
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Project:
+    """A PostHog "team": the unit of tenant isolation, its ``id`` is the ``team_id`` of every stored row."""
+
+    id: int
+    uuid: str
+    organization_id: str
+    name: str
+    api_token: str
+    timezone: str
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    # The password hash deliberately stays inside the package: nothing outside needs it.
+    id: int
+    uuid: str
+    distinct_id: str
+    email: str
+    first_name: str
+    last_name: str
+    is_staff: bool
+    date_joined: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Membership:
+    """One organisation a user belongs to, with the user's level in it."""
+
+    organization: Organization
+    level: MembershipLevel
+
+
+@dataclass(frozen=True, slots=True)
+class PersonalAPIKey:
+    """A personal API key as stored: its hash stays in the database and the plain key is never kept."""
+
+    id: str
+    user_id: int
+    label: str
+    mask_value: str
+    scopes: tuple[str, ...]
+    # None or empty: the key is not restricted to particular projects / organisations.
+    scoped_teams: tuple[int, ...] | None
+    scoped_organizations: tuple[str, ...] | None
+    created_at: datetime
+    last_used_at: datetime | None
+    last_rolled_at: datetime | None
+
+    def allows_project(self, project_id: int) -> bool:
+        """Whether the key's project restriction lets it reach ``project_id``."""
+        return not self.scoped_teams or project_id in self.scoped_teams
+
+    def allows_organization(self, organization_id: str) -> bool:
+        """Whether the key's organisation restriction lets it reach ``organization_id``."""
+        return not self.scoped_organizations or organization_id in self.scoped_organizations
+
+
+@dataclass(frozen=True, slots=True)
+class Bootstrap:
+    """What a fresh install created; ``password`` is the admin's plain password, shown once and not kept."""
+
+    organization: Organization
+    project: Project
+    user: User
+    password: str

@@ -1,0 +1,64 @@
+"""The tables a query may read, by logical name, and how their fields map to stored columns.
+
+A field is a template over the table's alias ``{t}``: most are plain columns, some are expressions
+(``trace_id`` reads as upper-case hex of the stored bytes). Hidden fields are usable by logpond's own
+query builders (e.g. raw id bytes for index-friendly filters) but are not listed by ``SELECT *``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class FieldDef:
+    template: str
+    type: str
+    hidden: bool = False
+
+
+@dataclass(frozen=True)
+class TableDef:
+    name: str
+    physical: str  # table name inside the store's database
+    fields: dict[str, FieldDef]
+    team_column: str = "team_id"
+
+    def visible_fields(self) -> list[str]:
+        return [name for name, f in self.fields.items() if not f.hidden]
+
+
+def _col(name: str, type_: str, hidden: bool = False) -> FieldDef:
+    return FieldDef("{t}." + name, type_, hidden)
+
+
+LOGS = TableDef(
+    name="logs",
+    physical="logs",
+    fields={
+        "uuid": _col("uuid", "UUID"),
+        "team_id": _col("team_id", "Int32", hidden=True),
+        "trace_id": FieldDef("hex({t}.trace_id)", "String"),
+        "span_id": FieldDef("hex({t}.span_id)", "String"),
+        "trace_flags": _col("trace_flags", "UInt8"),
+        "timestamp": _col("timestamp", "DateTime64(6, 'UTC')"),
+        "observed_timestamp": _col("observed_timestamp", "DateTime64(6, 'UTC')"),
+        "time_bucket": _col("time_bucket", "DateTime"),
+        "body": _col("body", "String"),
+        "message": _col("body", "String", hidden=True),
+        "severity_text": _col("severity_text", "LowCardinality(String)"),
+        "severity_number": _col("severity_number", "UInt8"),
+        "level": _col("severity_text", "LowCardinality(String)", hidden=True),
+        "service_name": _col("service_name", "LowCardinality(String)"),
+        "resource_attributes": _col("resource_attributes", "Map(String, String)"),
+        "resource_fingerprint": _col("resource_fingerprint", "UInt64"),
+        "instrumentation_scope": _col("instrumentation_scope", "String"),
+        "event_name": _col("event_name", "String"),
+        "attributes": _col("attributes", "Map(String, String)"),
+        # raw stored bytes, for filters that should use the bloom-filter index
+        "_trace_id_bytes": _col("trace_id", "FixedString(16)", hidden=True),
+        "_span_id_bytes": _col("span_id", "FixedString(8)", hidden=True),
+    },
+)
+
+TABLES: dict[str, TableDef] = {LOGS.name: LOGS}

@@ -1,0 +1,58 @@
+"""The collaborators one running logpond shares: settings, metadata, store, writer, clock, caches.
+
+``create_app`` builds one ``Services`` and hangs it on ``app.state.services``; nothing is a module-level
+singleton, so tests build as many independent apps as they like.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from logpond.api.auth import TTLCache
+from logpond.config import Settings
+from logpond.ingest.writer import DurableWriter
+from logpond.query import ast
+from logpond.query.printer import print_query
+from logpond.store.base import QueryLimits, QueryResult, Store
+
+
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+@dataclass
+class Services:
+    settings: Settings
+    meta: Any  # logpond.meta.MetaDB
+    store: Store
+    writer: DurableWriter | None = None
+    clock: Callable[[], dt.datetime] = utc_now
+    auth_cache: TTLCache = field(default_factory=lambda: TTLCache(10.0))
+    project_cache: TTLCache = field(default_factory=lambda: TTLCache(10.0))
+
+    @property
+    def limits(self) -> QueryLimits:
+        s = self.settings
+        return QueryLimits(
+            max_execution_time=s.query_max_execution_time,
+            max_memory_usage=s.query_max_memory_bytes,
+            max_result_rows=s.query_max_result_rows,
+        )
+
+    def run_query(self, node: ast.Select | ast.SelectUnion, *, team_id: int, limits: QueryLimits | None = None) -> QueryResult:
+        """Print ``node`` for ``team_id`` (the printer adds isolation and limits) and run it. Blocking."""
+        sql = print_query(node, team_id=team_id, database=self.store.database, limits=limits or self.limits)
+        return self.store.execute(sql)
+
+    def live_checkpoint(self) -> str:
+        """Everything observed before this instant is queryable (ISO, microseconds, Z)."""
+        from logpond.logs.dates import iso
+
+        if self.writer is not None:
+            oldest = self.writer.oldest_queued_received_ns()
+            if oldest is not None:
+                return iso(dt.datetime.fromtimestamp(oldest / 1e9, dt.UTC))
+        return iso(self.clock())

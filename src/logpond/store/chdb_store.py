@@ -1,0 +1,159 @@
+"""The embedded column store: ClickHouse's MergeTree on local disk through chDB.
+
+chDB runs one embedded server per process, bound to one data path, and runs its queries one at a time
+(it releases the GIL while it works). ``ChDBStore`` therefore shares one session per process and keeps
+tenants of that process apart by database name as well as by ``team_id``.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pyarrow as pa
+from chdb import session as chdb_session
+
+from logpond.store.base import QueryResult, StoreError
+from logpond.store.migrations import MIGRATIONS
+from logpond.store.schema import LOG_COLUMNS
+
+_sessions: dict[str, Any] = {}
+_sessions_lock = threading.Lock()
+
+_ERROR_RE = re.compile(r"Code: (\d+)\..*?\(([A-Z_]+)\)", re.S)
+_IDENTIFIER_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def _session_for(path: Path) -> Any:
+    """Return this process's chDB session for ``path``; chDB allows a single path per process."""
+    key = str(path.resolve())
+    with _sessions_lock:
+        if key not in _sessions:
+            if _sessions:
+                other = next(iter(_sessions))
+                raise StoreError(f"chDB is already open at {other} in this process; cannot also open {key}")
+            path.mkdir(parents=True, exist_ok=True)
+            _sessions[key] = chdb_session.Session(key)
+        return _sessions[key]
+
+
+def store_error_from(exc: Exception) -> StoreError:
+    message = str(exc)
+    match = _ERROR_RE.search(message)
+    if match:
+        return StoreError(message, code=match.group(2), number=int(match.group(1)))
+    return StoreError(message)
+
+
+class ChDBStore:
+    """``Store`` on chDB. ``database`` names the ClickHouse database holding logpond's tables."""
+
+    def __init__(self, path: Path, *, database: str = "logpond", retention_days: int = 30) -> None:
+        if not _IDENTIFIER_RE.match(database):
+            raise ValueError(f"invalid database name {database!r}")
+        self.path = path
+        self.database = database
+        self.retention_days = retention_days
+        self._session = _session_for(path)
+
+    # --- schema ----------------------------------------------------------------------------------
+    def migrate(self) -> list[int]:
+        db = self.database
+        self.command(f"CREATE DATABASE IF NOT EXISTS {db}")
+        self.command(
+            f"CREATE TABLE IF NOT EXISTS {db}.schema_migrations "
+            "(version UInt32, name String, applied_at DateTime64(3, 'UTC') DEFAULT now64(3)) "
+            "ENGINE = MergeTree ORDER BY version"
+        )
+        done = {row[0] for row in self.execute(f"SELECT version FROM {db}.schema_migrations").rows}
+        applied = []
+        for migration in MIGRATIONS:
+            if migration.version in done:
+                continue
+            for statement in migration.statements:
+                self.command(statement.format(db=db))
+            self.command(
+                f"INSERT INTO {db}.schema_migrations (version, name) "
+                f"VALUES ({migration.version}, '{migration.name}')"
+            )
+            applied.append(migration.version)
+        return applied
+
+    def applied_migrations(self) -> list[int]:
+        rows = self.execute(f"SELECT version FROM {self.database}.schema_migrations ORDER BY version").rows
+        return [row[0] for row in rows]
+
+    # --- writes ----------------------------------------------------------------------------------
+    def insert_logs(self, table: pa.Table, *, dedup_token: str | None = None) -> None:
+        if table.num_rows == 0:
+            return
+        columns = ", ".join(LOG_COLUMNS)
+        selected = ", ".join("toUUID(uuid)" if c == "uuid" else c for c in LOG_COLUMNS)
+        settings = ""
+        if dedup_token:
+            if not re.fullmatch(r"[A-Za-z0-9_.:-]+", dedup_token):
+                raise ValueError(f"invalid dedup token {dedup_token!r}")
+            settings = f" SETTINGS insert_deduplication_token = '{dedup_token}'"
+        sql = (
+            f"INSERT INTO {self.database}.logs ({columns}, original_expiry_timestamp){settings} "
+            f"SELECT {selected}, toDateTime(observed_timestamp, 'UTC') + INTERVAL {int(self.retention_days)} DAY "
+            "FROM Python(arrow_batch)"
+        )
+        arrow_batch = table  # noqa: F841 - chDB's Python() table function finds the batch by this name
+        try:
+            self._session.query(sql)
+        except Exception as exc:  # chDB raises its own error type; keep the ClickHouse code
+            raise store_error_from(exc) from exc
+
+    # --- reads -----------------------------------------------------------------------------------
+    def execute(self, sql: str) -> QueryResult:
+        started = time.perf_counter()
+        try:
+            raw = self._session.query(sql, "JSONCompact").bytes()
+        except Exception as exc:
+            raise store_error_from(exc) from exc
+        if not raw:
+            return QueryResult(columns=[], types=[], rows=[], elapsed=time.perf_counter() - started)
+        doc = orjson.loads(raw)
+        meta = doc.get("meta", [])
+        stats = doc.get("statistics", {})
+        return QueryResult(
+            columns=[m["name"] for m in meta],
+            types=[m["type"] for m in meta],
+            rows=doc.get("data", []),
+            elapsed=time.perf_counter() - started,
+            rows_read=int(stats.get("rows_read", 0)),
+        )
+
+    def command(self, sql: str) -> None:
+        try:
+            self._session.query(sql)
+        except Exception as exc:
+            raise store_error_from(exc) from exc
+
+    def disk_usage(self) -> dict[str, int]:
+        """Compressed and uncompressed bytes and rows of the active parts of ``logs``."""
+        result = self.execute(
+            "SELECT sum(data_compressed_bytes), sum(data_uncompressed_bytes), sum(rows), "
+            "sum(bytes_on_disk), count() FROM system.parts "
+            f"WHERE database = '{self.database}' AND table = 'logs' AND active"
+        )
+        compressed, uncompressed, rows, on_disk, parts = result.rows[0]
+        return {
+            "compressed_bytes": int(compressed or 0),
+            "uncompressed_bytes": int(uncompressed or 0),
+            "rows": int(rows or 0),
+            "bytes_on_disk": int(on_disk or 0),
+            "parts": int(parts or 0),
+        }
+
+    def drop_database(self) -> None:
+        self.command(f"DROP DATABASE IF EXISTS {self.database}")
+
+    def close(self) -> None:
+        # the session is process-wide and outlives any one store object
+        pass
