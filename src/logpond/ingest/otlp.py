@@ -358,9 +358,7 @@ def _json_id(value: Any, field: str) -> bytes:
     raise _JsonError(f"expected a hex id, got {_type_name(value)}", field)
 
 
-_SEVERITY_NAMES: Final[dict[str, int]] = {
-    name: number for name, number in SeverityNumber.items()
-}
+_SEVERITY_NAMES: Final[dict[str, int]] = {name: number for name, number in SeverityNumber.items()}
 
 
 def _json_severity_number(value: Any, field: str) -> int:
@@ -525,9 +523,7 @@ _INT32_MIN: Final[int] = -(1 << 31)
 _INT32_MAX: Final[int] = (1 << 31) - 1
 
 
-def to_log_table(
-    request: ExportLogsServiceRequest, *, team_id: int, now: datetime | int
-) -> pa.Table:
+def to_log_table(request: ExportLogsServiceRequest, *, team_id: int, now: datetime | int) -> pa.Table:
     """Return one row per LogRecord in ``request``, with exactly ``LOG_ARROW_SCHEMA``.
 
     ``now`` is the server's receive time, a timezone-aware datetime or integer nanoseconds since the

@@ -8,13 +8,13 @@ Precedence, highest first (what :func:`resolve_severity` implements):
 1. **A level in a JSON object body.** When the body text starts with ``{`` and parses as a JSON object
    whose key ``level``, ``severity``, ``log.level`` or ``config.log_level`` (also nested as
    ``{"log": {"level": ..}}`` and ``{"config": {"log_level": ..}}``, checked in that order) holds a known
-   level name, that level wins —
-   over the record's ``severity_text`` *and* over its ``severity_number``. The body is what the application
-   itself wrote; shippers that tail stdout or container logs commonly stamp every line with a default
-   number (INFO, 9), which would otherwise hide the application's own errors. The number stored is then the
-   record's own ``severity_number`` if it falls in the same level band (e.g. ERROR2 = 18 stays 18), else the
-   canonical number of the body's level, so text and number never disagree. A kvlist body is JSON-encoded
-   before this check, so a structured body with a ``level`` key counts too.
+   level name, that level wins, over the record's ``severity_text`` *and* over its ``severity_number``.
+   The body is what the application itself wrote; shippers that tail stdout or container logs commonly
+   stamp every line with a default number (INFO, 9), which would otherwise hide the application's own
+   errors. The number stored is then the record's own ``severity_number`` if it falls in the same level
+   band (e.g. ERROR2 = 18 stays 18), else the canonical number of the body's level, so text and number
+   never disagree. A kvlist body is JSON-encoded before this check, so a structured body with a ``level``
+   key counts too. Only string values count (``"level": 30`` from pino is not a level name).
 2. **``severity_number`` in 1–24.** The text is derived from the number's band (1–4 trace, 5–8 debug,
    9–12 info, 13–16 warn, 17–20 error, 21–24 fatal). Numbers outside 1–24 (0 = unspecified, or values no
    OTLP version defines) are treated as absent.
@@ -73,9 +73,7 @@ _ALIASES: Final[dict[str, str]] = {
 }
 
 # index = severity number (0..24); index 0 is unused because 0 means "unspecified"
-TEXT_BY_NUMBER: Final[tuple[str, ...]] = ("",) + tuple(
-    level for level in SEVERITY_NUMBERS for _ in range(4)
-)
+TEXT_BY_NUMBER: Final[tuple[str, ...]] = ("",) + tuple(level for level in SEVERITY_NUMBERS for _ in range(4))
 
 # Keys checked in a JSON body, in priority order. Dotted keys are looked up flat first (as loggers like
 # pino/zap emit them), then as the nested object they stand for.

@@ -61,10 +61,10 @@ KEY_LABEL_MAX_LENGTH = 40
 # to answer "is this key still in use?".
 LAST_USED_RESOLUTION = timedelta(hours=1)
 
-# PostgreSQL advisory lock keys for writes that check-then-insert; SQLite already serialises writers.
+# PostgreSQL advisory lock keys for writes that check-then-insert; on SQLite, BEGIN IMMEDIATE already
+# serialises writers.
 _BOOTSTRAP_LOCK = 0x6C6F67706F6E6401
-# Slug races are rare (two organisations with the same name created at the same instant): retry, not lock.
-_SLUG_ATTEMPTS = 3
+_SLUG_LOCK = 0x6C6F67706F6E6402
 
 
 def utc_now() -> datetime:
@@ -134,6 +134,7 @@ class MetaDB:
         password_hash = hash_password(password, self._scrypt)
         with self._writing() as session:
             self._lock(session, _BOOTSTRAP_LOCK)
+            self._lock(session, _SLUG_LOCK)
             if session.scalar(select(OrganizationRow.id).limit(1)) is not None:
                 return None  # another process bootstrapped between our check and our lock
             organization = self._insert_organization(session, BOOTSTRAP_ORGANIZATION_NAME)
@@ -154,15 +155,10 @@ class MetaDB:
     def create_organization(self, name: str) -> Organization:
         """A new organisation; its slug comes from the name, with ``-2``, ``-3``… if already taken."""
         name = _clean_name(name, "organization name")
-        for attempt in range(_SLUG_ATTEMPTS):
-            try:
-                with self._writing() as session:
-                    return _organization(self._insert_organization(session, name))
-            except IntegrityError:
-                # Only PostgreSQL gets here: a concurrent insert took the slug we picked.
-                if attempt == _SLUG_ATTEMPTS - 1:
-                    raise
-        raise AssertionError("unreachable")
+        with self._writing() as session:
+            # Picking a free slug is check-then-insert: serialise it (organisations are created rarely).
+            self._lock(session, _SLUG_LOCK)
+            return _organization(self._insert_organization(session, name))
 
     def list_organizations(self) -> list[Organization]:
         with self._reading() as session:
