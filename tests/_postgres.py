@@ -4,12 +4,15 @@ Usage from any test package's ``conftest.py``::
 
     from tests._postgres import postgres_server, postgres_url  # noqa: F401  (pytest fixtures)
 
-    def test_something(postgres_url: str) -> None:   # a fresh, empty database for this test
+and then in a test module::
+
+    def test_something(postgres_url: str) -> None:   # SQLAlchemy URL, postgresql+psycopg://...
         ...
 
-``postgres_server`` is session-scoped and every conftest that imports it shares one server process;
-``postgres_url`` creates a database per test and drops it afterwards. Outside pytest, use
-``PostgresServer`` directly (it is a context manager).
+``postgres_server`` is session-scoped and every conftest that imports it shares one server process.
+``postgres_url`` gives each test a fresh empty schema (connections see only it, through ``search_path``)
+and drops it afterwards; a test that needs a whole database calls ``postgres_server.create_database()``.
+Outside pytest, use ``PostgresServer`` directly (it is a context manager).
 
 The server lives in a temporary directory, listens on a free port on 127.0.0.1 and trusts local
 connections; durability is switched off because the data is thrown away. PostgreSQL refuses to run as
@@ -159,17 +162,42 @@ class PostgresServer:
         return f"host={self.host} port={self.port} user={SUPERUSER} dbname={database}"
 
     def create_database(self, name: str) -> str:
-        """Create an empty database and return its SQLAlchemy URL."""
-        _check_database_name(name)
+        """Create an empty database and return its SQLAlchemy URL (about 0.3 s: prefer create_schema)."""
+        _check_identifier(name)
         with self._admin_connection() as connection:
             connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
         return self.url(name)
 
     def drop_database(self, name: str) -> None:
         """Drop a database, disconnecting anyone still connected to it."""
-        _check_database_name(name)
+        _check_identifier(name)
         with self._admin_connection() as connection:
-            connection.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+            connection.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+
+    def create_schema(self, name: str, database: str = "postgres") -> str:
+        """Create an empty schema and return a URL whose connections see only it (via ``search_path``).
+
+        For code that uses unqualified table names this is as good as a fresh database, at a hundredth of
+        the cost. Connections also carry ``application_name=<name>`` so ``drop_schema`` can end them.
+        """
+        _check_identifier(name)
+        with self._admin_connection(database) as connection:
+            connection.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(name)))
+        return f"{self.url(database)}?options=-csearch_path%3D{name}&application_name={name}"
+
+    def drop_schema(self, name: str, database: str = "postgres") -> None:
+        """Drop a schema and everything in it, first ending connections that still use it."""
+        _check_identifier(name)
+        with self._admin_connection(database) as connection:
+            # A leaked idle-in-transaction connection would otherwise block the DROP forever.
+            connection.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE application_name = %s AND pid <> pg_backend_pid()",
+                (name,),
+            )
+            connection.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(name)))
 
     # --- internals ---------------------------------------------------------------------------------------
 
@@ -183,9 +211,9 @@ class PostgresServer:
         if self._root is None:
             raise RuntimeError("the PostgreSQL test server is not running; call start() first")
 
-    def _admin_connection(self) -> psycopg.Connection[tuple[object, ...]]:
+    def _admin_connection(self, database: str = "postgres") -> psycopg.Connection[tuple[object, ...]]:
         # CREATE/DROP DATABASE cannot run inside a transaction block.
-        return psycopg.connect(self.dsn(), autocommit=True)
+        return psycopg.connect(self.dsn(database), autocommit=True)
 
     def _initdb(self) -> None:
         self._command(
@@ -261,9 +289,10 @@ class PostgresServer:
         self.port = 0
 
 
-def _check_database_name(name: str) -> None:
+def _check_identifier(name: str) -> None:
+    # Also what keeps names safe inside the URLs built above.
     if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", name):
-        raise ValueError(f"test database names are lowercase identifiers of at most 63 characters: {name!r}")
+        raise ValueError(f"test database and schema names are lowercase identifiers (max 63): {name!r}")
 
 
 # --- one server shared by every conftest that imports the fixtures -----------------------------------------
@@ -297,7 +326,7 @@ def release_shared_server() -> None:
 
 
 def database_name_for(test_name: str) -> str:
-    """A database name unique within the session that still says which test it belongs to."""
+    """A database or schema name unique within the session that still says which test it belongs to."""
     readable = re.sub(r"[^a-z0-9]+", "_", test_name.lower()).strip("_")
     return f"t{next(_database_numbers)}_{readable}"[:63]
 
@@ -317,10 +346,13 @@ def postgres_server() -> Iterator[PostgresServer]:
 
 @pytest.fixture
 def postgres_url(postgres_server: PostgresServer, request: pytest.FixtureRequest) -> Iterator[str]:
-    """SQLAlchemy URL of a fresh empty database, dropped after the test."""
+    """SQLAlchemy URL of a fresh, empty schema (see ``create_schema``), dropped after the test.
+
+    A test that needs a whole database of its own can call ``postgres_server.create_database()``.
+    """
     name = database_name_for(request.node.name)
-    url = postgres_server.create_database(name)
+    url = postgres_server.create_schema(name)
     try:
         yield url
     finally:
-        postgres_server.drop_database(name)
+        postgres_server.drop_schema(name)

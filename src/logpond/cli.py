@@ -8,7 +8,6 @@ touch metadata (keys, projects) work while the server runs; commands that open t
 from __future__ import annotations
 
 import json
-import sys
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -181,8 +180,7 @@ def demo(
             store.insert_logs(table)
             sent += table.num_rows
     elapsed = time.perf_counter() - started
-    typer.echo(f"logpond: wrote {logs} demo logs in {elapsed:.1f} s ({logs / max(elapsed, 1e-9):,.0f} logs/s)",
-               err=not sys.stdout.isatty())
+    typer.echo(f"logpond: wrote {logs:,} demo logs in {elapsed:.1f} s ({logs / max(elapsed, 1e-9):,.0f} logs/s)")
 
 
 if __name__ == "__main__":

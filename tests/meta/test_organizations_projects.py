@@ -10,7 +10,9 @@ from tests.meta._support import OpenMeta
 
 def test_slugs_are_derived_from_names_and_deduplicated(meta: MetaDB) -> None:
     """Names become lowercase dash-separated slugs; a taken slug gets -2, -3, … appended."""
-    slugs = [meta.create_organization(name).slug for name in ("Acme Inc.", "ACME inc", "acme   INC!", "Other")]
+    slugs = [
+        meta.create_organization(name).slug for name in ("Acme Inc.", "ACME inc", "acme   INC!", "Other")
+    ]
 
     assert slugs == ["acme-inc", "acme-inc-2", "acme-inc-3", "other"]
 

@@ -18,7 +18,13 @@ def test_default_hash_round_trips() -> None:
 
 @pytest.mark.parametrize(
     "encoded",
-    ["", "plain-text-password", "scrypt$1024$8$1$not base64!$AAAA", "bcrypt$1024$8$1$AAAA$AAAA", "scrypt$x$8$1$AA$AA"],
+    [
+        "",
+        "plain-text-password",
+        "scrypt$1024$8$1$not base64!$AAAA",
+        "bcrypt$1024$8$1$AAAA$AAAA",
+        "scrypt$x$8$1$AA$AA",
+    ],
 )
 def test_malformed_hashes_never_match(encoded: str) -> None:
     """A damaged or foreign hash in the database rejects every password instead of raising."""

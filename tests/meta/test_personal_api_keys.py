@@ -104,7 +104,9 @@ def test_plain_key_is_never_stored(meta: MetaDB, admin: User, meta_url: str) -> 
                 assert secret_part.encode() not in path.read_bytes()
 
 
-@pytest.mark.parametrize("bad", ["query", "query:admin", "Query:read", "logs:read:write", "*:read", " query:read"])
+@pytest.mark.parametrize(
+    "bad", ["query", "query:admin", "Query:read", "logs:read:write", "*:read", " query:read"]
+)
 def test_malformed_scope_is_rejected_by_name(meta: MetaDB, admin: User, bad: str) -> None:
     """A bad scope raises InvalidScopeError naming it, and no key is created."""
     with pytest.raises(InvalidScopeError, match=re.escape(repr(bad))):
@@ -141,7 +143,9 @@ def test_key_restrictions_are_stored_and_enforced_by_the_record(meta: MetaDB, ad
     assert key.allows_project(second_project.id) and not key.allows_project(1)
     assert key.allows_organization(home.id) and not key.allows_organization("another-org")
 
-    _, open_key = meta.create_personal_api_key(admin.id, "open", ["*"], scoped_teams=[], scoped_organizations=[])
+    _, open_key = meta.create_personal_api_key(
+        admin.id, "open", ["*"], scoped_teams=[], scoped_organizations=[]
+    )
     assert open_key.allows_project(12345) and open_key.allows_organization("any")
 
 

@@ -39,11 +39,16 @@ def test_has_scope_rejects_malformed_requirements(required: str) -> None:
 
 def test_validate_scopes_keeps_valid_scopes_as_given() -> None:
     """Valid scopes are returned unchanged, in order."""
-    assert validate_scopes(["query:read", "*", "feature_flag:write"]) == ("query:read", "*", "feature_flag:write")
+    assert validate_scopes(["query:read", "*", "feature_flag:write"]) == (
+        "query:read",
+        "*",
+        "feature_flag:write",
+    )
 
 
 @pytest.mark.parametrize(
-    "bad", ["query", "query:admin", "Query:read", "query:READ", "query:read ", "q-uery:read", ":read", "**", "", 7]
+    "bad",
+    ["query", "query:admin", "Query:read", "query:READ", "query:read ", "q-uery:read", ":read", "**", "", 7],
 )
 def test_validate_scopes_names_the_bad_scope(bad: object) -> None:
     """A malformed scope raises InvalidScopeError (a ValueError) that names it."""

@@ -29,7 +29,13 @@ from logpond.meta.models import (
     ProjectRow,
     UserRow,
 )
-from logpond.meta.passwords import DEFAULT_SCRYPT, ScryptParams, burn_password_check, check_password, hash_password
+from logpond.meta.passwords import (
+    DEFAULT_SCRYPT,
+    ScryptParams,
+    burn_password_check,
+    check_password,
+    hash_password,
+)
 from logpond.meta.records import (
     Bootstrap,
     Membership,
@@ -162,7 +168,9 @@ class MetaDB:
 
     def list_organizations(self) -> list[Organization]:
         with self._reading() as session:
-            rows = session.scalars(select(OrganizationRow).order_by(OrganizationRow.created_at, OrganizationRow.id))
+            rows = session.scalars(
+                select(OrganizationRow).order_by(OrganizationRow.created_at, OrganizationRow.id)
+            )
             return [_organization(row) for row in rows]
 
     def get_organization(self, organization_id: str) -> Organization | None:
@@ -174,7 +182,9 @@ class MetaDB:
         base = slugify(name)
         # Every candidate slug starts with these characters (suffixes cut at most 16 from the end).
         prefix = base[:32]
-        taken = set(session.scalars(select(OrganizationRow.slug).where(OrganizationRow.slug.startswith(prefix))))
+        taken = set(
+            session.scalars(select(OrganizationRow.slug).where(OrganizationRow.slug.startswith(prefix)))
+        )
         slug = next(candidate for candidate in slug_candidates(base) if candidate not in taken)
         now = self._clock()
         row = OrganizationRow(id=str(uuid.uuid4()), name=name, slug=slug, created_at=now, updated_at=now)
@@ -184,14 +194,18 @@ class MetaDB:
 
     # --- projects ----------------------------------------------------------------------------------------
 
-    def create_project(self, name: str, organization_id: str | None = None, *, timezone: str = "UTC") -> Project:
-        """A new project with a fresh ``phc_`` token, in ``organization_id`` (None: the first organisation)."""
+    def create_project(
+        self, name: str, organization_id: str | None = None, *, timezone: str = "UTC"
+    ) -> Project:
+        """A new project with a fresh ``phc_`` token in ``organization_id`` (None: the first organisation)."""
         name = _clean_name(name, "project name")
         _check_timezone(timezone)
         with self._writing() as session:
             if organization_id is None:
                 organization_id = session.scalar(
-                    select(OrganizationRow.id).order_by(OrganizationRow.created_at, OrganizationRow.id).limit(1)
+                    select(OrganizationRow.id)
+                    .order_by(OrganizationRow.created_at, OrganizationRow.id)
+                    .limit(1)
                 )
                 if organization_id is None:
                     raise NotFoundError("there is no organization yet; bootstrap the database first")
@@ -252,7 +266,12 @@ class MetaDB:
                 if session.scalar(select(UserRow.id).where(UserRow.email == email)) is not None:
                     raise ConflictError(f"a user with email {email!r} already exists")
                 row = self._insert_user(
-                    session, email, password_hash, first_name=first_name, last_name=last_name, is_staff=is_staff
+                    session,
+                    email,
+                    password_hash,
+                    first_name=first_name,
+                    last_name=last_name,
+                    is_staff=is_staff,
                 )
                 return _user(row)
         except IntegrityError as error:  # a concurrent insert of the same email on PostgreSQL
@@ -323,7 +342,9 @@ class MetaDB:
             return None
         return user if check_password(password, password_hash) else None
 
-    def _membership_level(self, session: Session, user_id: int, organization_id: str) -> MembershipLevel | None:
+    def _membership_level(
+        self, session: Session, user_id: int, organization_id: str
+    ) -> MembershipLevel | None:
         level = session.scalar(
             select(OrganizationMembershipRow.level).where(
                 OrganizationMembershipRow.user_id == user_id,
@@ -362,7 +383,11 @@ class MetaDB:
         now = self._clock()
         session.add(
             OrganizationMembershipRow(
-                organization_id=organization_id, user_id=user_id, level=int(level), joined_at=now, updated_at=now
+                organization_id=organization_id,
+                user_id=user_id,
+                level=int(level),
+                joined_at=now,
+                updated_at=now,
             )
         )
         session.flush()
@@ -390,7 +415,9 @@ class MetaDB:
             raise ValueError("a personal API key needs at least one scope")
         teams = None if scoped_teams is None else _checked_ints(scoped_teams, "scoped_teams")
         organizations = (
-            None if scoped_organizations is None else _checked_strs(scoped_organizations, "scoped_organizations")
+            None
+            if scoped_organizations is None
+            else _checked_strs(scoped_organizations, "scoped_organizations")
         )
         plain = new_personal_api_key()
         with self._writing() as session:
@@ -500,7 +527,9 @@ class MetaDB:
         """A key may only be restricted to projects and organisations its owner can reach."""
         member_of = set(
             session.scalars(
-                select(OrganizationMembershipRow.organization_id).where(OrganizationMembershipRow.user_id == user_id)
+                select(OrganizationMembershipRow.organization_id).where(
+                    OrganizationMembershipRow.user_id == user_id
+                )
             )
         )
         for organization_id in organizations or ():
@@ -517,7 +546,7 @@ class MetaDB:
                     raise ValueError(f"scoped_teams: {project_id} is not a project this user can access")
 
 
-# --- validation ----------------------------------------------------------------------------------------------
+# --- validation ---------------------------------------------------------------------------------------------
 
 
 def _clean_name(name: str, what: str) -> str:
@@ -555,7 +584,7 @@ def _checked_strs(values: Sequence[str], field: str) -> tuple[str, ...]:
     return tuple(values)
 
 
-# --- rows to records -----------------------------------------------------------------------------------------
+# --- rows to records ----------------------------------------------------------------------------------------
 
 
 def _organization(row: OrganizationRow) -> Organization:

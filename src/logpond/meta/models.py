@@ -8,6 +8,7 @@ and these models agree.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+
 from sqlalchemy import (
     JSON,
     Boolean,
@@ -137,4 +138,3 @@ class PersonalAPIKeyRow(Base):
     created_at: Mapped[datetime]
     last_used_at: Mapped[datetime | None]
     last_rolled_at: Mapped[datetime | None]
-

@@ -17,7 +17,7 @@ def _random_chars(count: int) -> str:
 
 
 def new_project_token() -> str:
-    """A public project token (``phc_`` + 43 characters); public, so it is stored in clear like PostHog does."""
+    """A project token (``phc_`` + 43 characters); it is public, so stored in clear as PostHog does."""
     return PROJECT_TOKEN_PREFIX + _random_chars(43)
 
 

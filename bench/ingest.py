@@ -1,0 +1,127 @@
+"""Ingestion benchmark: OTLP protobuf batches of demo logs, posted by N processes, durable acknowledgements.
+
+    .venv/bin/python -m bench.ingest                       # 2,000,000 logs, 3 senders, 1,000 logs per request
+    .venv/bin/python -m bench.ingest --logs 500000 --senders 2
+
+It starts its own ``logpond serve`` on a fresh data directory (default fsync on), pre-builds the requests,
+then prints: accepted logs/s (wall time from the first request to the last acknowledgement), p50/p99
+acknowledgement latency, 503 retries, the server's peak RSS, how long until every log was queryable, and
+bytes on disk per log after the server stops and the table is merged (OPTIMIZE FINAL).
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import multiprocessing as mp
+import shutil
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench._server import Server, cli_json
+
+
+def _sender(port: int, token: str, bodies: list[bytes], start_at: float, out: Any) -> None:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/x-protobuf"}
+    latencies: list[float] = []
+    retries = 0
+    while time.time() < start_at:
+        time.sleep(0.001)
+    for body in bodies:
+        while True:
+            t0 = time.perf_counter()
+            conn.request("POST", "/i/v1/logs", body=body, headers=headers)
+            response = conn.getresponse()
+            response.read()
+            if response.status in (429, 503):
+                retries += 1
+                time.sleep(float(response.getheader("Retry-After", "1")))
+                continue
+            if response.status != 200:
+                raise RuntimeError(f"unexpected status {response.status}")
+            latencies.append(time.perf_counter() - t0)
+            break
+    out.put((latencies, retries, time.time()))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--logs", type=int, default=2_000_000)
+    parser.add_argument("--senders", type=int, default=3)
+    parser.add_argument("--batch", type=int, default=1000, help="log records per request")
+    parser.add_argument("--keep", action="store_true", help="keep the data directory")
+    args = parser.parse_args()
+
+    from logpond.demo import generate_otlp_requests
+
+    workdir = Path(tempfile.mkdtemp(prefix="logpond-bench-ingest-"))
+    data_dir = workdir / "data"
+    t0 = time.perf_counter()
+    bodies = list(generate_otlp_requests(args.logs, days=1.0, seed=1, batch_records=args.batch))
+    print(f"prepared {len(bodies)} requests ({sum(map(len, bodies)) / args.logs:.0f} protobuf bytes/log) "
+          f"in {time.perf_counter() - t0:.1f} s")
+
+    server = Server(data_dir)
+    server.start()
+    try:
+        token = cli_json(data_dir, "projects", "list")[0]["api_token"]  # type: ignore[index]
+        key = cli_json(data_dir, "keys", "create", "--scopes", "logs:read")["key"]  # type: ignore[index]
+        out: mp.Queue[Any] = mp.Queue()
+        start_at = time.time() + 1.0
+        shares = [bodies[i :: args.senders] for i in range(args.senders)]
+        procs = [mp.Process(target=_sender, args=(server.port, token, share, start_at, out)) for share in shares]
+        for p in procs:
+            p.start()
+        results = [out.get() for _ in procs]
+        for p in procs:
+            p.join()
+        wall = max(r[2] for r in results) - start_at
+        latencies = sorted(lat for r in results for lat in r[0])
+        retries = sum(r[1] for r in results)
+        rss = server.peak_rss_bytes()
+
+        # time until every acknowledged log is queryable
+        deadline = time.monotonic() + 300
+        count = 0
+        with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {key}"}, timeout=60) as client:
+            while time.monotonic() < deadline:
+                count = client.post("/api/projects/1/logs/count/", json={"query": {"dateRange": {"date_from": "-3d"}}}).json()["count"]
+                if count >= args.logs:
+                    break
+                time.sleep(0.2)
+        visible_after = max(r[2] for r in results)
+        visible_delay = time.time() - visible_after
+        rss = max(rss, server.peak_rss_bytes())
+    finally:
+        server.stop()
+
+    from logpond.store.chdb_store import ChDBStore
+
+    store = ChDBStore(data_dir / "chdb")
+    store.command(f"OPTIMIZE TABLE {store.database}.logs FINAL")
+    usage = store.disk_usage()
+
+    print()
+    print(f"logs accepted          {args.logs:,} in {wall:.2f} s  ->  {args.logs / wall:,.0f} logs/s "
+          f"({args.senders} senders, {args.batch} logs/request, fsync on)")
+    print(f"ack latency            p50 {statistics.median(latencies) * 1000:.1f} ms   "
+          f"p99 {latencies[int(len(latencies) * 0.99) - 1] * 1000:.1f} ms   ({retries} retries after 503)")
+    print(f"server peak RSS        {rss / 1024 / 1024:,.0f} MiB")
+    print(f"all queryable          {count:,} rows, {visible_delay:.2f} s after the last acknowledgement")
+    print(f"on disk after merge    {usage['bytes_on_disk'] / max(usage['rows'], 1):.1f} bytes/log "
+          f"({usage['bytes_on_disk'] / 1024 / 1024:,.1f} MiB, {usage['parts']} parts; "
+          f"{usage['uncompressed_bytes'] / max(usage['rows'], 1):.0f} bytes/log uncompressed)")
+    if not args.keep:
+        shutil.rmtree(workdir, ignore_errors=True)
+    else:
+        print(f"data kept in {data_dir}")
+
+
+if __name__ == "__main__":
+    main()
