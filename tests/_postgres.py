@@ -41,6 +41,7 @@ from types import TracebackType
 import psycopg
 import pytest
 from psycopg import sql
+from psycopg.rows import TupleRow
 
 SUPERUSER = "postgres"
 _SERVER_BINARIES = ("initdb", "pg_ctl", "postgres")
@@ -211,7 +212,7 @@ class PostgresServer:
         if self._root is None:
             raise RuntimeError("the PostgreSQL test server is not running; call start() first")
 
-    def _admin_connection(self, database: str = "postgres") -> psycopg.Connection[tuple[object, ...]]:
+    def _admin_connection(self, database: str = "postgres") -> psycopg.Connection[TupleRow]:
         # CREATE/DROP DATABASE cannot run inside a transaction block.
         return psycopg.connect(self.dsn(database), autocommit=True)
 

@@ -122,6 +122,8 @@ def test_get_project_by_id(meta: MetaDB) -> None:
 
     assert meta.get_project(project.id) == project
     assert meta.get_project(project.id + 1) is None
+    for impossible in (0, -1, 2**31, 2**70):  # as typed into a URL: no row, and no database error
+        assert meta.get_project(impossible) is None
 
 
 def test_list_projects_filters_by_organization(meta: MetaDB) -> None:

@@ -161,7 +161,7 @@ def test_key_cannot_be_restricted_to_things_its_user_cannot_reach(meta: MetaDB, 
     with pytest.raises(ValueError, match="scoped_organizations"):
         meta.create_personal_api_key(admin.id, "k", ["*"], scoped_organizations=[foreign.id])
     with pytest.raises(ValueError, match="scoped_teams"):
-        meta.create_personal_api_key(admin.id, "k", ["*"], scoped_teams=[True])  # type: ignore[list-item]
+        meta.create_personal_api_key(admin.id, "k", ["*"], scoped_teams=[True])
 
     meta.add_membership(admin.id, foreign.id, MembershipLevel.MEMBER)
     _, key = meta.create_personal_api_key(admin.id, "k", ["*"], scoped_teams=[foreign_project.id])

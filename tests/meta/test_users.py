@@ -118,3 +118,18 @@ def test_admin_user_is_the_first_owner(meta: MetaDB) -> None:
     meta.add_membership(later_owner.id, meta.create_organization("Second").id, MembershipLevel.OWNER)
 
     assert meta.get_admin_user() == owner
+
+
+@pytest.mark.parametrize("user_id", [0, -1, 2**31, 2**70])
+def test_out_of_range_user_ids_find_nothing(meta: MetaDB, user_id: int) -> None:
+    """Ids no row can have (as typed into a URL) give empty answers, never database errors."""
+    organization = meta.create_organization("Acme")
+
+    assert meta.get_user(user_id) is None
+    assert meta.user_organizations(user_id) == []
+    assert meta.user_membership_level(user_id, organization.id) is None
+    assert meta.list_personal_api_keys(user_id) == []
+    with pytest.raises(NotFoundError):
+        meta.add_membership(user_id, organization.id, MembershipLevel.MEMBER)
+    with pytest.raises(NotFoundError):
+        meta.create_personal_api_key(user_id, "k", ["*"])

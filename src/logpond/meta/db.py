@@ -18,7 +18,7 @@ from sqlalchemy import Engine, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from logpond.meta.engine import WRITE_OPTION, create_meta_engine
+from logpond.meta.engine import WRITE_OPTIONS, create_meta_engine
 from logpond.meta.errors import ConflictError, NotFoundError
 from logpond.meta.migrate import upgrade_to_head
 from logpond.meta.models import (
@@ -71,6 +71,8 @@ LAST_USED_RESOLUTION = timedelta(hours=1)
 # serialises writers.
 _BOOTSTRAP_LOCK = 0x6C6F67706F6E6401
 _SLUG_LOCK = 0x6C6F67706F6E6402
+# Largest value of a 32-bit INTEGER column (PostgreSQL's int4; SQLite's are wider).
+_MAX_ROW_ID = 2**31 - 1
 
 
 def utc_now() -> datetime:
@@ -87,7 +89,7 @@ class MetaDB:
         self._scrypt = scrypt
         self._read_sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._write_sessions = sessionmaker(
-            self.engine.execution_options(**{WRITE_OPTION: True}), expire_on_commit=False
+            self.engine.execution_options(**WRITE_OPTIONS), expire_on_commit=False
         )
 
     # --- lifecycle ---------------------------------------------------------------------------------------
@@ -214,6 +216,8 @@ class MetaDB:
             return _project(self._insert_project(session, organization_id, name, timezone))
 
     def get_project(self, project_id: int) -> Project | None:
+        if not _is_row_id(project_id):
+            return None
         with self._reading() as session:
             row = session.get(ProjectRow, project_id)
             return None if row is None else _project(row)
@@ -282,7 +286,7 @@ class MetaDB:
         level = MembershipLevel(level)
         try:
             with self._writing() as session:
-                if session.get(UserRow, user_id) is None:
+                if not _is_row_id(user_id) or session.get(UserRow, user_id) is None:
                     raise NotFoundError(f"user {user_id} does not exist")
                 organization = session.get(OrganizationRow, organization_id)
                 if organization is None:
@@ -295,6 +299,8 @@ class MetaDB:
             raise ConflictError(f"user {user_id} is already a member of {organization_id!r}") from error
 
     def get_user(self, user_id: int) -> User | None:
+        if not _is_row_id(user_id):
+            return None
         with self._reading() as session:
             row = session.get(UserRow, user_id)
             return None if row is None else _user(row)
@@ -314,6 +320,8 @@ class MetaDB:
 
     def user_organizations(self, user_id: int) -> list[Membership]:
         """The organisations a user belongs to, oldest membership first, with the user's level in each."""
+        if not _is_row_id(user_id):
+            return []
         query = (
             select(OrganizationRow, OrganizationMembershipRow.level)
             .join(OrganizationMembershipRow, OrganizationMembershipRow.organization_id == OrganizationRow.id)
@@ -328,6 +336,8 @@ class MetaDB:
 
     def user_membership_level(self, user_id: int, organization_id: str) -> MembershipLevel | None:
         """The user's level in the organisation, or None when not a member."""
+        if not _is_row_id(user_id):
+            return None
         with self._reading() as session:
             return self._membership_level(session, user_id, organization_id)
 
@@ -421,7 +431,7 @@ class MetaDB:
         )
         plain = new_personal_api_key()
         with self._writing() as session:
-            if session.get(UserRow, user_id) is None:
+            if not _is_row_id(user_id) or session.get(UserRow, user_id) is None:
                 raise NotFoundError(f"user {user_id} does not exist")
             self._check_key_restrictions(session, user_id, teams, organizations)
             row = PersonalAPIKeyRow(
@@ -486,6 +496,8 @@ class MetaDB:
 
     def list_personal_api_keys(self, user_id: int) -> list[PersonalAPIKey]:
         """The user's keys, oldest first."""
+        if not _is_row_id(user_id):
+            return []
         query = (
             select(PersonalAPIKeyRow)
             .where(PersonalAPIKeyRow.user_id == user_id)
@@ -547,6 +559,12 @@ class MetaDB:
 
 
 # --- validation ---------------------------------------------------------------------------------------------
+
+
+def _is_row_id(value: int) -> bool:
+    """Whether ``value`` can be an integer primary key. Ids often come straight from URLs, and one beyond
+    the column's range makes PostgreSQL raise (and SQLite overflow) instead of simply finding nothing."""
+    return 0 < value <= _MAX_ROW_ID
 
 
 def _clean_name(name: str, what: str) -> str:

@@ -16,6 +16,7 @@ from sqlalchemy.engine import URL, make_url
 
 # Execution option marking a connection whose transaction will write.
 WRITE_OPTION = "logpond_write"
+WRITE_OPTIONS: dict[str, Any] = {WRITE_OPTION: True}
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 
 

@@ -10,7 +10,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, text
 
-from logpond.meta.engine import WRITE_OPTION
+from logpond.meta.engine import WRITE_OPTIONS
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 # Arbitrary constant naming the PostgreSQL advisory lock that serialises concurrent upgrades (two server
@@ -45,8 +45,8 @@ def current_revision(engine: Engine) -> str | None:
 
 def upgrade_to_head(engine: Engine) -> None:
     """Bring the schema to the newest revision; a no-op when it is already there."""
-    # WRITE_OPTION makes SQLite take the write lock first, which serialises concurrent upgrades there.
-    with engine.connect().execution_options(**{WRITE_OPTION: True}) as connection, connection.begin():
+    # WRITE_OPTIONS make SQLite take the write lock first, which serialises concurrent upgrades there.
+    with engine.connect().execution_options(**WRITE_OPTIONS) as connection, connection.begin():
         if connection.dialect.name == "postgresql":
             connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK_KEY})
         command.upgrade(alembic_config(connection), "head")
