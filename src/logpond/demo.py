@@ -22,6 +22,7 @@ records :func:`generate_log_tables` yields for the same arguments. Random intege
 from __future__ import annotations
 
 import array
+import binascii
 import bisect
 import functools
 import json
@@ -80,9 +81,24 @@ _INT_KEYS = frozenset(
         "search.hits",
         "image.bytes",
         "auth.attempt",
+        "ml.candidates",
+        "inventory.quantity",
+        "cart.quantity",
+        "order.items",
+        "messaging.lag",
+        "messaging.message.body.size",
+        "pool.active",
+        "pool.waiting",
+        "server.port",
+        "code.lineno",
+        "process.exit_code",
+        "cache.ttl_s",
+        "ratelimit.limit",
+        "process.memory.usage",
+        "container.memory.limit",
     }
 )
-_FLOAT_KEYS = frozenset({"payment.amount", "fraud.score"})
+_FLOAT_KEYS = frozenset({"payment.amount", "fraud.score", "order.total", "shipping.cost"})
 _BOOL_KEYS = frozenset({"cache.hit"})
 
 _SEVERITY_NUMBERS: dict[str, int] = {"trace": 1, "debug": 5, "info": 9, "warn": 13, "error": 17, "fatal": 21}
@@ -487,7 +503,8 @@ def _db_shapes(svc: _Service, rng: random.Random) -> list[_Shape]:
     for table in svc.tables:
         cols = _TABLE_COLUMNS[table]
         first_col = cols.split(", ")[1]
-        repo = _camel(table.rstrip("s").split("_")) + "Repository"
+        singular = table[:-3] + "y" if table.endswith("ies") else table.removesuffix("s")
+        repo = _camel(singular.split("_")) + "Repository"
         queries = [
             ("SELECT", f"SELECT {cols} FROM {table} WHERE id = {placeholder}", 0.45, 2.0, "find_by_id", True),
             ("SELECT", f"SELECT {cols} FROM {table} WHERE {first_col} = {placeholder} "
@@ -955,8 +972,8 @@ out after 30000ms.
 \tat okhttp3.internal.http1.Http1ExchangeCodec.readResponseHeaders(Http1ExchangeCodec.kt:180)
 \tat com.acme.{pkg}.client.UpstreamClient.post(UpstreamClient.java:73)
 \tat com.acme.{pkg}.service.{Svc}Service.process({Svc}Service.java:98)"""),
-    ("java.lang.IllegalStateException", "Order «rid» is already in state SHIPPED",
-     """java.lang.IllegalStateException: Order «rid» is already in state SHIPPED
+    ("java.lang.IllegalStateException", "Order is already in state SHIPPED",
+     """java.lang.IllegalStateException: Order is already in state SHIPPED
 \tat com.acme.{pkg}.domain.OrderStateMachine.transition(OrderStateMachine.java:61)
 \tat com.acme.{pkg}.service.{Svc}Service.process({Svc}Service.java:157)
 \tat com.acme.{pkg}.messaging.EventListener.onMessage(EventListener.java:44)"""),
@@ -1140,8 +1157,10 @@ def _render_body(svc: _Service, shape: _Shape) -> str:
 # ---------------------------------------------------------------------------------------------------------
 
 
-def _slots(weights: Sequence[float], slots: int = _SLOTS) -> array.array[int]:
-    """A lookup table of `slots` entries where item i occupies ≈ weights[i]/sum of them (largest remainder)."""
+def _slots(weights: Sequence[float], first: int = 0, slots: int = _SLOTS) -> array.array[int]:
+    """A lookup table of `slots` entries where value first + i fills a share weights[i]/sum(weights) of them.
+
+    Shares are rounded by largest remainder, so an item with a weight below 1/slots may get no entry."""
     total = sum(weights)
     exact = [w / total * slots for w in weights]
     counts = [int(x) for x in exact]
@@ -1150,7 +1169,7 @@ def _slots(weights: Sequence[float], slots: int = _SLOTS) -> array.array[int]:
         counts[i] += 1
     table = array.array("i")
     for index, count in enumerate(counts):
-        table.extend(array.array("i", [index]) * count)
+        table.extend(array.array("i", [first + index]) * count)
     return table
 
 
@@ -1163,8 +1182,9 @@ def _lognormal_quantiles(median: float, sigma: float, count: int = 4096) -> list
     return [median * math.exp(sigma * normal.inv_cdf((i + 0.5) / count)) for i in range(count)]
 
 
-_USER_AGENTS = (
-    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36",
+# (user agent, share of requests)
+_USER_AGENTS: tuple[tuple[str, float], ...] = (
+    ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36",
     "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 "
     "Safari/605.1.15",
     "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
@@ -1247,7 +1267,7 @@ class _World:
                              0.03 * svc.pods))
             first = len(self.resources)
             self.resources.extend(resource for resource, _ in pods)
-            pod_tables.extend(array.array("i", (first + i for i in _slots([w for _, w in pods]))))
+            pod_tables.extend(_slots([w for _, w in pods], first))
             scope_name = {"python": f"{svc.name.replace('-', '_')}.app",
                           "java": f"com.acme.{svc.name.replace('-', '')}",
                           "go": f"github.com/acme/{svc.name}",
@@ -1255,17 +1275,31 @@ class _World:
             self.scopes.append(f"{scope_name}@{version}")
         self.pod_tables = _int32_array(pod_tables)
         self.resource_service = [SERVICE_NAMES.index(r["service.name"]) for r in self.resources]
-        offsets = [0]
-        keys: list[str] = []
-        values: list[str] = []
-        for resource in self.resources:
-            keys.extend(resource)
-            values.extend(resource.values())
-            offsets.append(len(keys))
-        self.resource_maps = pa.MapArray.from_arrays(pa.array(offsets, pa.int32()), pa.array(keys, pa.string()),
-                                                     pa.array(values, pa.string()))
+        # Every resource has the same keys in the same order, so a block's resource maps share one
+        # precomputed keys array and fixed-stride offsets; only the values are gathered per row.
+        self.resource_keys = tuple(self.resources[0])
+        if any(tuple(r) != self.resource_keys for r in self.resources):
+            raise ValueError("all resources must have the same keys in the same order")
+        width = len(self.resource_keys)
+        values = [v for resource in self.resources for v in resource.values()]
+        self.resource_values = pa.array(values, pa.string())
+        self.resource_entries = pa.ListArray.from_arrays(
+            pa.array(range(0, len(values) + 1, width), pa.int32()), pa.array(range(len(values)), pa.int32()))
+        self.resource_offsets = pa.array(range(0, (_BLOCK + 1) * width, width), pa.int32())
+        self.resource_key_block = pa.array(self.resource_keys, pa.string()).take(
+            pa.array([i % width for i in range(_BLOCK * width)], pa.int32()))
         self.service_names = pa.array(SERVICE_NAMES, pa.string())
         self.scope_array = pa.array(self.scopes, pa.string())
+
+    def resource_maps(self, resource: pa.Array) -> pa.MapArray:
+        """The resource attribute maps of the given resource indices (much faster than MapArray.take)."""
+        count = len(resource)
+        width = len(self.resource_keys)
+        return pa.MapArray.from_arrays(
+            self.resource_offsets.slice(0, count + 1),
+            self.resource_key_block.slice(0, count * width),
+            self.resource_values.take(self.resource_entries.take(resource).flatten()),
+        )
 
     @staticmethod
     def _resource(svc: _Service, version: str, replica_set: str, rng: random.Random, alphabet: str,
@@ -1326,13 +1360,12 @@ class _World:
                 events.append(shape.event)
             # A record's shape is drawn by severity first (so every service hits its severity mix exactly,
             # and a burst can shift it), then by the shape's share of its kind within that severity.
-            for severity_mix in (svc.severity and {**_BASE_SEVERITY, **svc.severity} or _BASE_SEVERITY,
-                                 _BURST_SEVERITY):
+            for severity_mix in ({**_BASE_SEVERITY, **svc.severity}, _BURST_SEVERITY):
                 by_severity = {sev: sum(w for s, w in zip(shapes, kind_shares, strict=True) if s.severity == sev)
                                for sev in _SEVERITY_ORDER}
                 weights = [severity_mix[s.severity] * w / by_severity[s.severity]
                            for s, w in zip(shapes, kind_shares, strict=True)]
-                shape_tables.extend(array.array("i", (first + i for i in _slots(weights))))
+                shape_tables.extend(_slots(weights, first))
         self.shape_tables = _int32_array(shape_tables)
         self.body_lists = pa.ListArray.from_arrays(pa.array(body_offsets, pa.int32()),
                                                    pa.array(body_codes, pa.int64()))
@@ -1350,7 +1383,7 @@ class _World:
         # Service tables: 0 is normal traffic; 1 + s is traffic while service s has an error burst.
         weights = [s.weight for s in _SERVICES]
         self.total_weight = sum(weights)
-        service_tables = array.array("i", _slots(weights))
+        service_tables = _slots(weights)
         for hit in range(len(_SERVICES)):
             boosted = [w * (_BURST_VOLUME if i == hit else 1.0) for i, w in enumerate(weights)]
             service_tables.extend(_slots(boosted))
@@ -1468,27 +1501,34 @@ class _RandomBytes:
         self._buffer = pa.py_buffer(self._data)
         self._position = 0
 
-    def take(self, size: int) -> tuple[bytes, pa.Buffer]:
+    def _advance(self, size: int) -> int:
         start = self._position
         self._position += size
         if self._position > len(self._data):
             raise RuntimeError("random byte budget exceeded")
-        return self._data[start : self._position], self._buffer.slice(start, size)
+        return start
+
+    def fixed_binary(self, count: int, width: int) -> pa.Array:
+        """`count` random values of `width` bytes."""
+        start = self._advance(count * width)
+        return pa.Array.from_buffers(pa.binary(width), count, [None, self._buffer.slice(start, count * width)])
 
     def ints(self, type_: pa.DataType, count: int) -> pa.Array:
-        _, buffer = self.take(count * type_.bit_width // 8)
-        return pa.Array.from_buffers(type_, count, [None, buffer])
+        size = count * type_.bit_width // 8
+        start = self._advance(size)
+        return pa.Array.from_buffers(type_, count, [None, self._buffer.slice(start, size)])
 
     def hex_strings(self, count: int, width: int) -> pa.Array:
         """`count` random lower-case hex strings of `width` (even) characters."""
-        raw, _ = self.take(count * width // 2)
-        text = pa.py_buffer(raw.hex().encode())
+        start = self._advance(count * width // 2)
+        text = pa.py_buffer(binascii.hexlify(self._data[start : self._position]))
         return pa.Array.from_buffers(pa.binary(width), count, [None, text]).cast(pa.string())
 
 
-def _bytes_per_row() -> int:
-    # 14 uint16 draws, 3 uint32 draws, span id, uuid tail; per request group a trace id and a request id.
-    return 14 * 2 + 3 * 4 + 8 + 6 + (16 + 8) // _REQUEST_GROUP + 32
+# Random bytes a block consumes: per row 14 uint16 and one uint32 draws, a span id and the uuid's last 6
+# bytes; per request group a trace id, a request id and two uint32 draws for the user.
+_BYTES_PER_ROW = 14 * 2 + 4 + 8 + 6
+_BYTES_PER_GROUP = 16 + 8 + 2 * 4
 
 
 @dataclass(frozen=True)
@@ -1507,7 +1547,9 @@ def _generate_block(plan: _Plan, block: int, team_id: int) -> _Block:
     first = block * _BLOCK
     last = min(plan.n, first + _BLOCK)
     m = last - first
-    rand = _RandomBytes(random.Random(f"logpond-demo:{plan.seed}:{block}"), m * _bytes_per_row() + 64)
+    groups = (last - 1) // _REQUEST_GROUP - first // _REQUEST_GROUP + 1
+    rand = _RandomBytes(random.Random(f"logpond-demo:{plan.seed}:{block}"),
+                        m * _BYTES_PER_ROW + groups * _BYTES_PER_GROUP)
 
     # Which bucket each row falls in: a list array whose lists are the buckets' rows in this block.
     b0 = bisect.bisect_right(plan.cumulative, first) - 1
@@ -1545,24 +1587,22 @@ def _generate_block(plan: _Plan, block: int, team_id: int) -> _Block:
     # request id, as the lines of one request do.
     has_trace = pc.less(rand.ints(pa.uint16(), m).cast(pa.int32()), world.trace_thresholds.take(shape))
     group = pc.subtract(pc.divide(global_row, _REQUEST_GROUP), first // _REQUEST_GROUP)
-    groups = (last - 1) // _REQUEST_GROUP - first // _REQUEST_GROUP + 1
-    _, trace_buffer = rand.take(16 * groups)
-    trace_ids = pa.Array.from_buffers(pa.binary(16), groups, [None, trace_buffer]).take(group).cast(pa.binary())
-    _, span_buffer = rand.take(8 * m)
-    span_ids = pa.Array.from_buffers(pa.binary(8), m, [None, span_buffer]).cast(pa.binary())
+    trace_ids = rand.fixed_binary(groups, 16).take(group).cast(pa.binary())
+    span_ids = rand.fixed_binary(m, 8).cast(pa.binary())
     empty = pa.scalar(b"", pa.binary())
     trace_id = pc.if_else(has_trace, trace_ids, empty)
     span_id = pc.if_else(has_trace, span_ids, empty)
     trace_flags = has_trace.cast(pa.uint8())
 
     # Per-record variables, in _VARIABLES order.
-    user = pc.add(pc.min_element_wise(_scaled(rand.ints(pa.uint32(), m), _USER_COUNT),
-                                      _scaled(rand.ints(pa.uint32(), m), _USER_COUNT)), 1)
+    # One user per request group; the minimum of two uniform draws makes low ids the heavy users.
+    user = pc.add(pc.min_element_wise(_scaled(rand.ints(pa.uint32(), groups), _USER_COUNT),
+                                      _scaled(rand.ints(pa.uint32(), groups), _USER_COUNT)), 1)
     dur = pc.divide(pc.multiply(world.dur_units.take(pc.shift_right(rand.ints(pa.uint16(), m), 4)),
                                 world.dur_medians.take(shape)), 1_000_000)
     ts_ms = pc.divide(ts_us, 1000)
     variables = [
-        user.cast(pa.string()),
+        user.cast(pa.string()).take(group),
         rand.hex_strings(groups, 16).take(group),
         dur.cast(pa.string()),
         pc.add(_scaled(rand.ints(pa.uint32(), m), 9_000_000), 1_000_000).cast(pa.string()),
@@ -1622,7 +1662,7 @@ def _generate_block(plan: _Plan, block: int, team_id: int) -> _Block:
             world.severity_texts.take(shape),
             world.severity_numbers.take(shape),
             world.service_names.take(service),
-            world.resource_maps.take(resource),
+            world.resource_maps(resource),
             world.scope_array.take(service),
             world.events.take(shape),
             attributes,

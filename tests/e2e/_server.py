@@ -12,6 +12,7 @@ Outside pytest it is a context manager; inside, use the fixtures in ``tests/e2e/
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import signal
@@ -79,6 +80,7 @@ class ServerProcess:
         self._proc: subprocess.Popen[bytes] | None = None
         self._log_offset = 0  # where the current run's output starts in the log file
         self.starts = 0
+        atexit.register(self.stop)  # backstop if the test session dies before fixture teardown
 
     # --- lifecycle ---------------------------------------------------------------------------------------
 

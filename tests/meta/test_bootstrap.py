@@ -54,8 +54,12 @@ def test_bootstrap_on_another_instance_sees_the_existing_install(meta: MetaDB, o
     assert open_meta().bootstrap() is None
 
 
-def test_records_carry_utc_datetimes(meta: MetaDB) -> None:
-    """Timestamps come back timezone-aware in UTC on both engines."""
+def test_records_carry_utc_datetimes(open_meta: OpenMeta, meta_url: str) -> None:
+    """Timestamps come back timezone-aware in UTC, even from a PostgreSQL session in another time zone."""
+    if "options=" in meta_url:  # the PostgreSQL test URL: make the session's time zone Tokyo
+        meta_url = meta_url.replace("options=", "options=-ctimezone%3DAsia/Tokyo%20")
+    meta = open_meta(meta_url)
+    meta.migrate()
     created = meta.bootstrap()
     assert created is not None
     project = meta.get_project(created.project.id)

@@ -3,7 +3,7 @@
 ``MetaDB`` is the only entry point the rest of logpond needs; it hands out the frozen records below.
 """
 
-from logpond.meta.db import MetaDB, utc_now
+from logpond.meta.db import Clock, MetaDB, utc_now
 from logpond.meta.errors import ConflictError, NotFoundError
 from logpond.meta.passwords import DEFAULT_SCRYPT, ScryptParams
 from logpond.meta.records import (
@@ -20,6 +20,7 @@ from logpond.meta.scopes import InvalidScopeError, has_scope
 __all__ = [
     "DEFAULT_SCRYPT",
     "Bootstrap",
+    "Clock",
     "ConflictError",
     "InvalidScopeError",
     "Membership",
