@@ -75,9 +75,9 @@ async def _find_personal_key(request: Request) -> tuple[str, str] | None:
                 doc = None
             if isinstance(doc, dict) and isinstance(doc.get("personal_api_key"), str):
                 return doc["personal_api_key"], "body"
-    value = request.query_params.get("personal_api_key")
-    if value:
-        return value, "query string"
+    from_query = request.query_params.get("personal_api_key")
+    if from_query:
+        return from_query, "query string"
     return None
 
 

@@ -229,11 +229,11 @@ def _single(operator: str, target: ast.Expr, value: Any, leaf: dict[str, Any]) -
     text = _stringify(value)
     string_target = _string_target(target, leaf)
     if operator in ("icontains", "not_icontains"):
-        cond = Compare("ilike", string_target, Constant(f"%{_escape_like(text)}%"))
-        return cond if operator == "icontains" else Not(cond)
+        like: ast.Expr = Compare("ilike", string_target, Constant(f"%{_escape_like(text)}%"))
+        return like if operator == "icontains" else Not(like)
     if operator in ("regex", "not_regex"):
-        cond = call("match", string_target, Constant(text))
-        return cond if operator == "regex" else Not(cond)
+        match: ast.Expr = call("match", string_target, Constant(text))
+        return match if operator == "regex" else Not(match)
     if operator in ("gt", "lt", "gte", "lte"):
         op = {"gt": ">", "lt": "<", "gte": ">=", "lte": "<="}[operator]
         number = _as_float(value)

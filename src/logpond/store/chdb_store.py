@@ -37,7 +37,7 @@ def _session_for(path: Path) -> Any:
                 other = next(iter(_sessions))
                 raise StoreError(f"chDB is already open at {other} in this process; cannot also open {key}")
             path.mkdir(parents=True, exist_ok=True)
-            _sessions[key] = chdb_session.Session(key)
+            _sessions[key] = chdb_session.Session(key)  # type: ignore[no-untyped-call]
         return _sessions[key]
 
 
