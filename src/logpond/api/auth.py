@@ -100,7 +100,7 @@ async def authenticate(request: Request) -> Principal:
 
 
 def parse_project_id(raw: str) -> int:
-    if not raw.isdigit() or len(raw) > 12:
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 12:
         raise errors.not_found("Project not found.")
     return int(raw)
 

@@ -1,10 +1,14 @@
 """OTLP/HTTP logs: decode a request body and turn it into Arrow log rows (logs spec §10, HTTP spec §5.2).
 
-Three pure steps, in the order the HTTP handler calls them::
+Three pure steps::
 
     data = decode_body(body, max_decompressed_bytes=limit)         # gzip by magic bytes, bounded
     request = parse_export_logs_request(data)                       # protobuf, else OTLP/JSON or JSON Lines
     table = to_log_table(request, team_id=team, now=received_at)    # one row per LogRecord, LOG_ARROW_SCHEMA
+
+The ingestion endpoint should call ``decode_log_table(data, team_id=.., now=..)`` for the last two: same
+rows and errors, but protobuf bodies are converted straight from the bytes without building the full
+message tree first (see "Rows" below for why that is faster).
 
 Decisions worth knowing:
 
@@ -24,12 +28,13 @@ Decisions worth knowing:
   Several JSON objects, one per line (JSON Lines), are merged into one request.
 - **Non-string values** (attributes, resource attributes, bodies) become compact JSON text: ints ``"42"``,
   bools ``"true"``, doubles ``"1.5"`` (non-finite doubles as ``"NaN"``, ``"Infinity"``, ``"-Infinity"``;
-  inside arrays and kvlists they become ``null``, as JSON has no spelling for them), bytes as a base64
-  string, arrays as lists, kvlists as objects (a repeated key: the last one wins). An empty AnyValue is
-  ``""``.
-- **Repeated attribute keys** are kept as sent: the OTLP spec forbids them and SDKs never send them, and
-  de-duplicating every record would cost a dict per record on the hot path. The one key we add ourselves,
-  ``$originalTimestamp``, replaces a sender's key of the same name.
+  inside arrays and kvlists they become ``null``, as JSON has no spelling for them), arrays as lists,
+  kvlists as objects (a repeated key: the last one wins), bytes as base64 (a quoted JSON string inside
+  arrays and kvlists; the bare base64 text at the top level, which is what PostHog's ``JSONExtractString``
+  reads back from its JSON-encoded value). An empty AnyValue is ``""``.
+- **Repeated attribute keys** in a log record (the OTLP spec forbids them; SDKs never send them) keep the
+  last value, as do repeated keys in a resource. ``$originalTimestamp`` (added when a record's timestamp is
+  replaced) replaces a sender's attribute of the same name.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ import base64
 import binascii
 import math
 import re
+import struct
 import zlib
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -45,10 +51,16 @@ from typing import Any, Final
 
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
+from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from google.protobuf.message import DecodeError as ProtobufDecodeError
+from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.proto.common.v1 import common_pb2
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, InstrumentationScope, KeyValue
+from opentelemetry.proto.logs.v1 import logs_pb2
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord, ResourceLogs, ScopeLogs, SeverityNumber
+from opentelemetry.proto.resource.v1 import resource_pb2
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 
 from logpond.ingest.errors import DecodeError, PayloadTooLarge
@@ -59,6 +71,7 @@ from logpond.store.schema import LOG_ARROW_SCHEMA, STR_MAP, TS_US
 __all__ = [
     "ORIGINAL_TIMESTAMP_ATTRIBUTE",
     "decode_body",
+    "decode_log_table",
     "parse_export_logs_request",
     "to_log_table",
 ]
@@ -125,11 +138,12 @@ def _gunzip_bounded(data: bytes, limit: int) -> bytes:
                 raise DecodeError("Invalid gzip body: truncated stream")
         member_start = pos - len(decompressor.unused_data) - len(decompressor.unconsumed_tail)
         rest = view[member_start:]
-        if not rest or not rest.tobytes().strip(b"\x00"):
-            break
-        if rest[:2] != _GZIP_MAGIC:
+        if rest[:2] == _GZIP_MAGIC:
+            continue  # another member
+        # (checked only once, at the very end: copying the rest at every member would be quadratic)
+        if rest.tobytes().strip(b"\x00"):
             raise DecodeError("Invalid gzip body: unexpected bytes after the gzip stream")
-    return b"".join(chunks)
+        return b"".join(chunks)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -144,10 +158,7 @@ def parse_export_logs_request(data: bytes) -> ExportLogsServiceRequest:
 
     Raises DecodeError("Failed to decode JSON: <reason> or Protobuf: <reason>") when neither works.
     """
-    blanks = _LEADING_BLANKS.match(data)
-    offset = blanks.end() if blanks else 0
-    first = data[offset : offset + 1]
-    if first in (b"{", b"["):
+    if _looks_like_json(data):
         try:
             return _parse_json(data)
         except _JsonError as exc:
@@ -163,6 +174,12 @@ def parse_export_logs_request(data: bytes) -> ExportLogsServiceRequest:
         return _parse_json(data)
     except _JsonError as exc:
         raise DecodeError(f"Failed to decode JSON: {exc} or Protobuf: {result}") from None
+
+
+def _looks_like_json(data: bytes) -> bool:
+    blanks = _LEADING_BLANKS.match(data)
+    offset = blanks.end() if blanks else 0
+    return data[offset : offset + 1] in (b"{", b"[")
 
 
 def _parse_protobuf(data: bytes) -> ExportLogsServiceRequest | str:
@@ -189,12 +206,7 @@ class _JsonError(Exception):
         self.path = path
 
     def within(self, segment: str) -> _JsonError:
-        if not self.path:
-            self.path = segment
-        elif self.path.startswith("["):
-            self.path = segment + self.path
-        else:
-            self.path = f"{segment}.{self.path}"
+        self.path = f"{segment}.{self.path}" if self.path else segment
         return self
 
     def __str__(self) -> str:
@@ -207,7 +219,7 @@ def _parse_json(data: bytes) -> ExportLogsServiceRequest:
     except orjson.JSONDecodeError as exc:
         # orjson reports a second top-level value as "unexpected content after document": JSON Lines
         if "after document" not in str(exc):
-            raise _JsonError(str(exc)) from None
+            raise _JsonError(_orjson_reason(exc)) from None
         documents = _parse_json_lines(data)
     request = ExportLogsServiceRequest()
     multi = len(documents) > 1
@@ -216,7 +228,7 @@ def _parse_json(data: bytes) -> ExportLogsServiceRequest:
             _json_request_into(request, document)
         except _JsonError as exc:
             if multi:
-                raise exc.within(f"line {number}") from None
+                raise _JsonError(f"line {number}: {exc}") from None
             raise
     return request
 
@@ -229,8 +241,16 @@ def _parse_json_lines(data: bytes) -> list[tuple[int, Any]]:
         try:
             documents.append((number, orjson.loads(line)))
         except orjson.JSONDecodeError as exc:
-            raise _JsonError(f"line {number}: {exc}") from None
+            raise _JsonError(f"line {number}: {_orjson_reason(exc)}") from None
     return documents
+
+
+def _orjson_reason(exc: orjson.JSONDecodeError) -> str:
+    message = str(exc)
+    # orjson words binary input as "str is not valid UTF-8: surrogates not allowed", which misleads
+    if "not valid UTF-8" in message:
+        return "not UTF-8 text"
+    return message
 
 
 def _get(obj: dict[str, Any], camel: str, snake: str) -> Any:
@@ -276,7 +296,8 @@ def _json_string(value: Any, field: str) -> str:
     return value
 
 
-_DECIMAL: Final[re.Pattern[str]] = re.compile(r"-?[0-9]+")
+# at most 20 digits: enough for any 64-bit value, and int() of a huge digit string would be slow or fail
+_DECIMAL: Final[re.Pattern[str]] = re.compile(r"-?[0-9]{1,20}")
 
 
 def _json_integer(value: Any, field: str, low: int, high: int, kind: str) -> int:
@@ -498,6 +519,7 @@ def _json_any_value_into(target: AnyValue, value: Any) -> None:
         elif key in ("bytesValue", "bytes_value"):
             target.bytes_value = _json_base64(item, key)
         elif key in ("arrayValue", "array_value"):
+            target.array_value.SetInParent()  # an empty array is still an array, not an empty AnyValue
             values = target.array_value.values
             for index, element in enumerate(_json_array(_json_object(item, key).get("values"), "values")):
                 try:
@@ -514,6 +536,15 @@ def _json_any_value_into(target: AnyValue, value: Any) -> None:
 # ---------------------------------------------------------------------------------------------------------
 # 3. Rows: ExportLogsServiceRequest -> pyarrow.Table with LOG_ARROW_SCHEMA
 # ---------------------------------------------------------------------------------------------------------
+#
+# Reading attributes through the generated classes costs a Python wrapper object per KeyValue and per
+# AnyValue (about 0.6 µs per attribute here), which dominated the whole conversion. So rows are read from
+# a *wire view*: the same messages declared in a private descriptor pool, except that
+# ``LogRecord.body`` is ``bytes`` and ``LogRecord.attributes`` is ``map<string, bytes>``. A KeyValue and a
+# map entry have the same wire format (key = 1, value = 2), so upb parses the request unchanged and hands
+# back each attribute value as the serialized AnyValue, which is decoded below without building a message
+# for the common cases (a string is ``0x0a <length> <utf-8>``). The map also drops repeated keys (the last
+# one wins) for free. Everything else (resources, scopes, the other LogRecord fields) is read as usual.
 
 _DAY_NS: Final[int] = 24 * 3600 * 1_000_000_000
 _EPOCH: Final[datetime] = datetime(1970, 1, 1, tzinfo=UTC)
@@ -521,6 +552,44 @@ _ZERO_TRACE_ID: Final[bytes] = bytes(16)
 _ZERO_SPAN_ID: Final[bytes] = bytes(8)
 _INT32_MIN: Final[int] = -(1 << 31)
 _INT32_MAX: Final[int] = (1 << 31) - 1
+_STRING_TAG: Final[int] = 0x0A  # AnyValue.string_value: field 1, wire type 2 (length-delimited)
+_INT_TAG: Final[int] = 0x18  # AnyValue.int_value: field 3, varint
+_DOUBLE_TAG: Final[int] = 0x21  # AnyValue.double_value: field 4, fixed64
+
+
+def _build_wire_request_class() -> type[Any]:
+    pool = descriptor_pool.DescriptorPool()
+    for module in (common_pb2, resource_pb2, logs_pb2, logs_service_pb2):
+        file_proto = descriptor_pb2.FileDescriptorProto()
+        module.DESCRIPTOR.CopyToProto(file_proto)
+        if module is logs_pb2:
+            _patch_log_record(file_proto)
+        pool.Add(file_proto)
+    descriptor = pool.FindMessageTypeByName(ExportLogsServiceRequest.DESCRIPTOR.full_name)
+    wire_class: type[Any] = message_factory.GetMessageClass(descriptor)
+    return wire_class
+
+
+def _patch_log_record(file_proto: descriptor_pb2.FileDescriptorProto) -> None:
+    field_type = descriptor_pb2.FieldDescriptorProto
+    (record,) = [message for message in file_proto.message_type if message.name == "LogRecord"]
+    entry = record.nested_type.add(name="AttributesEntry")
+    entry.options.map_entry = True
+    entry.field.add(name="key", number=1, type=field_type.TYPE_STRING, label=field_type.LABEL_OPTIONAL)
+    entry.field.add(name="value", number=2, type=field_type.TYPE_BYTES, label=field_type.LABEL_OPTIONAL)
+    for field in record.field:
+        if field.name == "attributes":
+            field.type_name = f".{file_proto.package}.LogRecord.AttributesEntry"
+        elif field.name == "body":
+            field.type = field_type.TYPE_BYTES
+            field.ClearField("type_name")
+
+
+_WireRequest: Final[type[Any]] = _build_wire_request_class()
+
+
+class _MalformedValue(Exception):
+    """A serialized AnyValue in the wire view that the full parser would have rejected."""
 
 
 def to_log_table(request: ExportLogsServiceRequest, *, team_id: int, now: datetime | int) -> pa.Table:
@@ -528,26 +597,57 @@ def to_log_table(request: ExportLogsServiceRequest, *, team_id: int, now: dateti
 
     ``now`` is the server's receive time, a timezone-aware datetime or integer nanoseconds since the
     epoch; it becomes every row's ``observed_timestamp``, the UUIDv7 timestamp, and the fallback for
-    missing or implausible (more than 24 h away) record timestamps.
+    missing or implausible (more than 24 h away) record timestamps. Repeated attribute keys in a record
+    keep the last value.
     """
+    # Re-serializing (C, ~1 µs/record) and reading the wire view is still cheaper than walking the
+    # generated message tree; the HTTP path skips this by calling decode_log_table on the raw bytes.
+    view = _WireRequest.FromString(request.SerializeToString())
+    try:
+        return _rows_from_wire_view(view, team_id, _to_unix_ns(now))
+    except _MalformedValue as exc:  # a parsed request holds only valid values; kept for completeness
+        raise DecodeError(f"Invalid OTLP value: {exc}") from None
+
+
+def decode_log_table(data: bytes, *, team_id: int, now: datetime | int) -> pa.Table:
+    """``to_log_table(parse_export_logs_request(data), ...)`` in one step, without the message tree.
+
+    Same rows, same errors (DecodeError); this is the fast path for the ingestion endpoint.
+    """
+    now_ns = _to_unix_ns(now)
+    if not _looks_like_json(data):
+        view = _WireRequest()
+        try:
+            view.ParseFromString(data)
+        except ProtobufDecodeError:
+            view = None
+        if view is not None and (view.resource_logs or not data):
+            try:
+                return _rows_from_wire_view(view, team_id, now_ns)
+            except _MalformedValue:
+                pass  # the full parser below reports it in the usual words
+    return to_log_table(parse_export_logs_request(data), team_id=team_id, now=now_ns)
+
+
+def _rows_from_wire_view(request: Any, team_id: int, now_ns: int) -> pa.Table:
     if not _INT32_MIN <= team_id <= _INT32_MAX:
         raise ValueError(f"team_id out of Int32 range: {team_id}")
-    now_ns = _to_unix_ns(now)
     earliest = now_ns - _DAY_NS
     latest = now_ns + _DAY_NS
 
     # Row columns, filled in one pass. Resource- and scope-level values are computed once per
-    # ResourceLogs / ScopeLogs and expanded to rows at the end with Arrow's take().
+    # ResourceLogs / ScopeLogs and expanded to rows at the end with Arrow's take(); everything that can be
+    # checked column-wise (id lengths, flags, severity numbers) is left to Arrow too.
+    timestamps_ns: list[int] = []
     trace_ids: list[bytes] = []
     span_ids: list[bytes] = []
     trace_flags: list[int] = []
-    timestamps_us: list[int] = []
-    bodies: list[str] = []
+    raw_bodies: list[bytes] = []
     severity_texts: list[str] = []
     severity_numbers: list[int] = []
     event_names: list[str] = []
     attribute_keys: list[str] = []
-    attribute_values: list[str] = []
+    raw_attribute_values: list[bytes] = []
     attribute_offsets: list[int] = [0]
     resource_rows: list[int] = []
     scope_rows: list[int] = []
@@ -557,22 +657,18 @@ def to_log_table(request: ExportLogsServiceRequest, *, team_id: int, now: dateti
     service_names: list[str] = []
     scope_names: list[str] = []
 
-    # local bindings: attribute lookups on lists cost a dict probe per call in the hot loop
+    # local bindings: each attribute lookup on a list costs a dict probe per call in the hot loop
+    ts_append = timestamps_ns.append
     trace_append = trace_ids.append
     span_append = span_ids.append
     flags_append = trace_flags.append
-    ts_append = timestamps_us.append
-    body_append = bodies.append
+    body_append = raw_bodies.append
     sev_text_append = severity_texts.append
     sev_number_append = severity_numbers.append
     event_append = event_names.append
-    key_append = attribute_keys.append
-    value_append = attribute_values.append
+    keys_extend = attribute_keys.extend
+    values_extend = raw_attribute_values.extend
     offset_append = attribute_offsets.append
-    text_by_number = TEXT_BY_NUMBER
-    any_text = _any_value_text
-    zero_trace = _ZERO_TRACE_ID
-    zero_span = _ZERO_SPAN_ID
 
     for resource_logs in request.resource_logs:
         resource_index = len(service_names)
@@ -590,49 +686,38 @@ def to_log_table(request: ExportLogsServiceRequest, *, team_id: int, now: dateti
             resource_rows.extend([resource_index] * count)
             scope_rows.extend([scope_index] * count)
             for record in records:
-                timestamp = record.time_unix_nano or record.observed_time_unix_nano or now_ns
-                original = 0
-                if not earliest <= timestamp <= latest:
-                    original = timestamp
-                    timestamp = now_ns
-                ts_append(timestamp // 1000)
-
-                trace_id = record.trace_id
-                trace_append(trace_id if len(trace_id) == 16 and trace_id != zero_trace else b"")
-                span_id = record.span_id
-                span_append(span_id if len(span_id) == 8 and span_id != zero_span else b"")
-                flags_append(record.flags & 0xFF)
+                timestamp = record.time_unix_nano
+                attributes = record.attributes
+                if earliest <= timestamp <= latest:
+                    ts_append(timestamp)
+                    # (values() and items() of a upb map are Python-level mixins, several times slower
+                    # than iterating its keys and looking each one up from C)
+                    keys_extend(attributes)
+                    values_extend(map(attributes.__getitem__, attributes))
+                else:
+                    timestamp, entries = _fallback_timestamp(record, now_ns, earliest, latest)
+                    ts_append(timestamp)
+                    keys_extend(entries)
+                    values_extend(entries.values())
+                offset_append(len(attribute_keys))
+                trace_append(record.trace_id)
+                span_append(record.span_id)
+                flags_append(record.flags)
+                body_append(record.body)
+                sev_number_append(record.severity_number)
+                sev_text_append(record.severity_text)
                 event_append(record.event_name)
 
-                body_value = record.body
-                body = body_value.string_value
-                # "" is ambiguous (empty string, another kind, or no body); only then ask which kind
-                if not body and body_value.WhichOneof("value") != "string_value":
-                    body = any_text(body_value)
-                body_append(body)
-
-                number = record.severity_number
-                if 0 < number < 25 and not body.startswith("{"):
-                    sev_text_append(text_by_number[number])
-                    sev_number_append(number)
-                else:
-                    text, number = resolve_severity(record.severity_text, number, body)
-                    sev_text_append(text)
-                    sev_number_append(number)
-
-                for pair in record.attributes:
-                    value = pair.value
-                    text = value.string_value
-                    if not text and value.WhichOneof("value") != "string_value":
-                        text = any_text(value)
-                    key_append(pair.key)
-                    value_append(text)
-                if original:
-                    _set_original_timestamp(attribute_keys, attribute_values, attribute_offsets[-1], original)
-                offset_append(len(attribute_keys))
-
-    rows = len(timestamps_us)
-    now_us = now_ns // 1000
+    rows = len(timestamps_ns)
+    try:
+        bodies = _any_value_texts(raw_bodies)
+        attribute_values = _any_value_texts(raw_attribute_values)
+    except (UnicodeDecodeError, ProtobufDecodeError) as exc:
+        raise _MalformedValue(str(exc)) from None
+    body_array = pa.array(bodies, pa.string())
+    severity_text_array, severity_number_array = _severity_columns(
+        severity_texts, severity_numbers, bodies, body_array
+    )
     resources = pa.MapArray.from_arrays(
         pa.array(resource_offsets, pa.int32()),
         pa.array(resource_keys, pa.string()),
@@ -643,14 +728,14 @@ def to_log_table(request: ExportLogsServiceRequest, *, team_id: int, now: dateti
     columns = [
         pa.repeat(pa.scalar(team_id, pa.int32()), rows),
         pa.array(uuid7_batch(rows, now_ns // 1_000_000), pa.string()),
-        pa.array(trace_ids, pa.binary()),
-        pa.array(span_ids, pa.binary()),
-        pa.array(trace_flags, pa.uint8()),
-        pa.array(timestamps_us, TS_US),
-        pa.repeat(pa.scalar(now_us, TS_US), rows),
-        pa.array(bodies, pa.string()),
-        pa.array(severity_texts, pa.string()),
-        pa.array(severity_numbers, pa.uint8()),
+        _valid_ids(trace_ids, 16, _ZERO_TRACE_ID),
+        _valid_ids(span_ids, 8, _ZERO_SPAN_ID),
+        pc.bit_wise_and(pa.array(trace_flags, pa.uint32()), 0xFF).cast(pa.uint8()),
+        pc.divide(pa.array(timestamps_ns, pa.int64()), 1000).cast(TS_US),
+        pa.repeat(pa.scalar(now_ns // 1000, TS_US), rows),
+        body_array,
+        severity_text_array,
+        severity_number_array,
         pa.array(service_names, pa.string()).take(resource_take),
         resources.take(resource_take),
         pa.array(scope_names, pa.string()).take(pa.array(scope_rows, pa.int32())),
@@ -663,6 +748,100 @@ def to_log_table(request: ExportLogsServiceRequest, *, team_id: int, now: dateti
         ),
     ]
     return pa.Table.from_arrays(columns, schema=LOG_ARROW_SCHEMA)
+
+
+def _fallback_timestamp(record: Any, now_ns: int, earliest: int, latest: int) -> tuple[int, dict[str, bytes]]:
+    """The rare path: no ``time_unix_nano``, or one more than 24 h from now (see the logs spec §10).
+
+    Returns the timestamp to store and the record's attributes, plus ``$originalTimestamp`` (serialized
+    as an AnyValue, like the other values) when the record's own time had to be replaced.
+    """
+    entries = dict(record.attributes.items())
+    timestamp = record.time_unix_nano or record.observed_time_unix_nano or now_ns
+    if not earliest <= timestamp <= latest:
+        entries[ORIGINAL_TIMESTAMP_ATTRIBUTE] = AnyValue(string_value=_iso_utc(timestamp)).SerializeToString()
+        timestamp = now_ns
+    return timestamp, entries
+
+
+def _valid_ids(ids: list[bytes], size: int, zero: bytes) -> pa.Array:
+    """Ids of exactly ``size`` bytes that are not all zero; anything else becomes b""."""
+    array = pa.array(ids, pa.binary())
+    valid = pc.and_(pc.equal(pc.binary_length(array), size), pc.not_equal(array, pa.scalar(zero)))
+    return pc.if_else(valid, array, pa.scalar(b"", pa.binary()))
+
+
+_NUMBER_TO_TEXT: Final[pa.Array] = pa.array(TEXT_BY_NUMBER, pa.string())
+
+
+def _severity_columns(
+    texts: list[str], numbers: list[int], bodies: list[str], body_array: pa.Array
+) -> tuple[pa.Array, pa.Array]:
+    """Severity text and number columns; see ``severity.py`` for the precedence rules.
+
+    Rows with a severity number in 1–24 and a body that is not a JSON object map through a table in
+    Arrow; only the others (no number, or a possible level in the body) go through resolve_severity.
+    """
+    number_array = pa.array(numbers, pa.int32())
+    known = pc.and_(pc.greater(number_array, 0), pc.less(number_array, 25))
+    text_array = _NUMBER_TO_TEXT.take(pc.if_else(known, number_array, 0))
+    slow = pc.or_(pc.invert(known), pc.starts_with(body_array, "{"))
+    slow_rows = pc.indices_nonzero(slow).to_pylist()
+    if not slow_rows:
+        return text_array, number_array.cast(pa.uint8())
+    resolved = [resolve_severity(texts[row], numbers[row], bodies[row]) for row in slow_rows]
+    text_array = pc.replace_with_mask(text_array, slow, pa.array([text for text, _ in resolved], pa.string()))
+    number_array = pc.replace_with_mask(
+        number_array, slow, pa.array([number for _, number in resolved], pa.int32())
+    )
+    return text_array, number_array.cast(pa.uint8())
+
+
+class _TextMemo(dict[bytes, str]):
+    """Serialized AnyValue -> text, computed on first use.
+
+    Non-string values repeat a lot within a batch (status codes, booleans, line numbers), and a hit is a
+    single C-level dict lookup instead of a Python call.
+    """
+
+    def __missing__(self, raw: bytes) -> str:
+        text = self[raw] = _raw_any_value_text(raw)
+        return text
+
+
+def _any_value_texts(raw_values: list[bytes]) -> list[str]:
+    """Texts of serialized AnyValues; a short string (the usual case) is decoded inline."""
+    memo = _TextMemo()
+    return [
+        raw[2:].decode()
+        if len(raw) > 1 and raw[0] == _STRING_TAG and len(raw) - 2 == raw[1]  # one-byte length: < 128
+        else memo[raw]
+        for raw in raw_values
+    ]
+
+
+def _raw_any_value_text(raw: bytes) -> str:
+    """Text of one serialized AnyValue that is not a short string; same result as ``_any_value_text``."""
+    size = len(raw)
+    if not size:
+        return ""
+    tag = raw[0]
+    # the exact encodings of the usual scalar values, recognised without building a message
+    if tag == _INT_TAG:
+        if size == 2:
+            return str(raw[1])
+        if size == 3 and raw[1] & 0x80 and not raw[2] & 0x80:
+            return str((raw[1] & 0x7F) | raw[2] << 7)
+    elif tag == _DOUBLE_TAG and size == 9:
+        return _double_text(_unpack_double(raw, 1)[0])
+    elif raw == b"\x10\x01":
+        return "true"
+    elif raw == b"\x10\x00":
+        return "false"
+    return _any_value_text(AnyValue.FromString(raw))
+
+
+_unpack_double: Final[Callable[[bytes, int], tuple[float]]] = struct.Struct("<d").unpack_from
 
 
 def _to_unix_ns(now: datetime | int) -> int:
@@ -682,18 +861,7 @@ def _iso_utc(unix_ns: int) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def _set_original_timestamp(keys: list[str], values: list[str], start: int, original_ns: int) -> None:
-    """Record the replaced timestamp on the current row; our value replaces any the sender set."""
-    name = ORIGINAL_TIMESTAMP_ATTRIBUTE
-    for index in range(len(keys) - 1, start - 1, -1):
-        if keys[index] == name:
-            del keys[index]
-            del values[index]
-    keys.append(name)
-    values.append(_iso_utc(original_ns))
-
-
-def _resource_attributes_into(resource: Resource, keys: list[str], values: list[str]) -> str:
+def _resource_attributes_into(resource: Any, keys: list[str], values: list[str]) -> str:
     """Append the resource's map entries (always with ``service.name``) and return the service name."""
     attributes: dict[str, str] = {}
     for pair in resource.attributes:
@@ -704,9 +872,9 @@ def _resource_attributes_into(resource: Resource, keys: list[str], values: list[
     return service_name
 
 
-def _scope_text(scope: InstrumentationScope) -> str:
-    name = scope.name
-    version = scope.version
+def _scope_text(scope: Any) -> str:
+    name: str = scope.name
+    version: str = scope.version
     return f"{name}@{version}" if version else name
 
 
@@ -718,24 +886,28 @@ def _double_text(number: float) -> str:
     return "Infinity" if number > 0 else "-Infinity"
 
 
-def _any_value_text(value: AnyValue) -> str:
+def _any_value_text(value: Any) -> str:
     """Text of an attribute value or body: strings as they are, everything else as compact JSON."""
     kind = value.WhichOneof("value")
     if kind == "string_value":
-        return value.string_value
+        return str(value.string_value)
     if kind == "int_value":
         return str(value.int_value)
     if kind == "bool_value":
         return "true" if value.bool_value else "false"
     if kind == "double_value":
         return _double_text(value.double_value)
+    if kind == "bytes_value":
+        # the text a JSON consumer reads back from the JSON-encoded value (as PostHog's JSONExtractString
+        # does): base64 without the quotes
+        return base64.b64encode(value.bytes_value).decode("ascii")
     if kind is None or kind == "string_value_strindex":
         # strindex points into a profiles dictionary that log requests do not have
         return ""
     return orjson.dumps(_any_value_object(value)).decode()
 
 
-def _any_value_object(value: AnyValue) -> Any:
+def _any_value_object(value: Any) -> Any:
     """The JSON-serialisable Python value of an AnyValue (kvlist -> dict, array -> list, bytes -> base64)."""
     kind = value.WhichOneof("value")
     if kind == "string_value":

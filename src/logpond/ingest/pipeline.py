@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import datetime as dt
-
 import pyarrow as pa
 
-from logpond.ingest.otlp import decode_body, parse_export_logs_request, to_log_table
+from logpond.ingest.otlp import decode_body, decode_log_table
 from logpond.ingest.wal import KIND_ARROW_LOGS, KIND_OTLP_LOGS, Record
 
 
 def decode_otlp_logs(body: bytes, *, team_id: int, received_ns: int, max_decompressed_bytes: int) -> pa.Table:
     """Rows of one OTLP/HTTP logs request (protobuf or JSON, gzip or plain), as received at ``received_ns``."""
-    request = parse_export_logs_request(decode_body(body, max_decompressed_bytes=max_decompressed_bytes))
-    return to_log_table(request, team_id=team_id, now=dt.datetime.fromtimestamp(received_ns / 1e9, dt.UTC))
+    data = decode_body(body, max_decompressed_bytes=max_decompressed_bytes)
+    return decode_log_table(data, team_id=team_id, now=received_ns)
 
 
 def arrow_to_bytes(table: pa.Table) -> bytes:
