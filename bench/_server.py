@@ -23,8 +23,9 @@ def free_port() -> int:
 
 
 def cli_json(data_dir: Path, *args: str) -> object:
-    out = subprocess.run([*LOGPOND, *args, "--json", "--data-dir", str(data_dir)], check=True,
-                         capture_output=True, text=True).stdout
+    out = subprocess.run(
+        [*LOGPOND, *args, "--json", "--data-dir", str(data_dir)], check=True, capture_output=True, text=True
+    ).stdout
     return json.loads(out)
 
 
@@ -39,10 +40,12 @@ class Server:
 
     def start(self, timeout: float = 60) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        log = open(self.log_path, "ab")
+        log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child process, which outlives this call
         self.proc = subprocess.Popen(
             [*LOGPOND, "serve", "--data-dir", str(self.data_dir), "--port", str(self.port), "--log-level", "warning"],
-            stdout=log, stderr=subprocess.STDOUT, env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=self.env,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -64,8 +64,10 @@ def main() -> None:
     data_dir = workdir / "data"
     t0 = time.perf_counter()
     bodies = list(generate_otlp_requests(args.logs, days=1.0, seed=1, batch_records=args.batch))
-    print(f"prepared {len(bodies)} requests ({sum(map(len, bodies)) / args.logs:.0f} protobuf bytes/log) "
-          f"in {time.perf_counter() - t0:.1f} s")
+    print(
+        f"prepared {len(bodies)} requests ({sum(map(len, bodies)) / args.logs:.0f} protobuf bytes/log) "
+        f"in {time.perf_counter() - t0:.1f} s"
+    )
 
     server = Server(data_dir)
     server.start()
@@ -91,7 +93,9 @@ def main() -> None:
         count = 0
         with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {key}"}, timeout=60) as client:
             while time.monotonic() < deadline:
-                count = client.post("/api/projects/1/logs/count/", json={"query": {"dateRange": {"date_from": "-3d"}}}).json()["count"]
+                count = client.post(
+                    "/api/projects/1/logs/count/", json={"query": {"dateRange": {"date_from": "-3d"}}}
+                ).json()["count"]
                 if count >= args.logs:
                     break
                 time.sleep(0.2)
@@ -108,15 +112,21 @@ def main() -> None:
     usage = store.disk_usage()
 
     print()
-    print(f"logs accepted          {args.logs:,} in {wall:.2f} s  ->  {args.logs / wall:,.0f} logs/s "
-          f"({args.senders} senders, {args.batch} logs/request, fsync on)")
-    print(f"ack latency            p50 {statistics.median(latencies) * 1000:.1f} ms   "
-          f"p99 {latencies[int(len(latencies) * 0.99) - 1] * 1000:.1f} ms   ({retries} retries after 503)")
+    print(
+        f"logs accepted          {args.logs:,} in {wall:.2f} s  ->  {args.logs / wall:,.0f} logs/s "
+        f"({args.senders} senders, {args.batch} logs/request, fsync on)"
+    )
+    print(
+        f"ack latency            p50 {statistics.median(latencies) * 1000:.1f} ms   "
+        f"p99 {latencies[int(len(latencies) * 0.99) - 1] * 1000:.1f} ms   ({retries} retries after 503)"
+    )
     print(f"server peak RSS        {rss / 1024 / 1024:,.0f} MiB")
     print(f"all queryable          {count:,} rows, {visible_delay:.2f} s after the last acknowledgement")
-    print(f"on disk after merge    {usage['bytes_on_disk'] / max(usage['rows'], 1):.1f} bytes/log "
-          f"({usage['bytes_on_disk'] / 1024 / 1024:,.1f} MiB, {usage['parts']} parts; "
-          f"{usage['uncompressed_bytes'] / max(usage['rows'], 1):.0f} bytes/log uncompressed)")
+    print(
+        f"on disk after merge    {usage['bytes_on_disk'] / max(usage['rows'], 1):.1f} bytes/log "
+        f"({usage['bytes_on_disk'] / 1024 / 1024:,.1f} MiB, {usage['parts']} parts; "
+        f"{usage['uncompressed_bytes'] / max(usage['rows'], 1):.0f} bytes/log uncompressed)"
+    )
     if not args.keep:
         shutil.rmtree(workdir, ignore_errors=True)
     else:

@@ -54,22 +54,44 @@ def main() -> None:
     args = parser.parse_args()
 
     end = ensure_data(args.data_dir, args.logs)
-    date_range = {"date_from": (end - dt.timedelta(hours=24, minutes=5)).isoformat(),
-                  "date_to": (end + dt.timedelta(minutes=5)).isoformat()}
+    date_range = {
+        "date_from": (end - dt.timedelta(hours=24, minutes=5)).isoformat(),
+        "date_to": (end + dt.timedelta(minutes=5)).isoformat(),
+    }
     queries: list[tuple[str, str, dict[str, Any]]] = [
-        ("newest page, one service (100 rows)", "query",
-         {"dateRange": date_range, "serviceNames": ["checkout"], "limit": 100}),
+        (
+            "newest page, one service (100 rows)",
+            "query",
+            {"dateRange": date_range, "serviceNames": ["checkout"], "limit": 100},
+        ),
         ("newest page, all services (100 rows)", "query", {"dateRange": date_range, "limit": 100}),
-        ("searchTerm 'timeout' over 24 h (100 rows)", "query",
-         {"dateRange": date_range, "searchTerm": "timeout", "limit": 100}),
-        ("attribute filter http.status_code=503 (100 rows)", "query",
-         {"dateRange": date_range, "limit": 100, "filterGroup": [
-             {"key": "http.status_code", "value": "503", "operator": "exact", "type": "log_attribute"}]}),
-        ("errors of one service (100 rows)", "query",
-         {"dateRange": date_range, "severityLevels": ["error"], "serviceNames": ["payments"], "limit": 100}),
+        (
+            "searchTerm 'timeout' over 24 h (100 rows)",
+            "query",
+            {"dateRange": date_range, "searchTerm": "timeout", "limit": 100},
+        ),
+        (
+            "attribute filter http.status_code=503 (100 rows)",
+            "query",
+            {
+                "dateRange": date_range,
+                "limit": 100,
+                "filterGroup": [
+                    {"key": "http.status_code", "value": "503", "operator": "exact", "type": "log_attribute"}
+                ],
+            },
+        ),
+        (
+            "errors of one service (100 rows)",
+            "query",
+            {"dateRange": date_range, "severityLevels": ["error"], "serviceNames": ["payments"], "limit": 100},
+        ),
         ("count, 24 h", "count", {"dateRange": date_range}),
-        ("count, errors with search, 24 h", "count",
-         {"dateRange": date_range, "severityLevels": ["error", "fatal"], "searchTerm": "timeout"}),
+        (
+            "count, errors with search, 24 h",
+            "count",
+            {"dateRange": date_range, "severityLevels": ["error", "fatal"], "searchTerm": "timeout"},
+        ),
     ]
 
     server = Server(args.data_dir)
@@ -77,7 +99,9 @@ def main() -> None:
     try:
         key = cli_json(args.data_dir, "keys", "create", "--scopes", "logs:read")["key"]  # type: ignore[index]
         with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {key}"}, timeout=120) as client:
-            total = client.post("/api/projects/1/logs/count/", json={"query": {"dateRange": date_range}}).json()["count"]
+            total = client.post("/api/projects/1/logs/count/", json={"query": {"dateRange": date_range}}).json()[
+                "count"
+            ]
             print(f"{total:,} logs in range; {args.runs} runs per query after a warm-up\n")
             print(f"{'query':<52} {'p50 ms':>8} {'p95 ms':>8} {'rows':>7}")
             for name, endpoint, query in queries:

@@ -48,16 +48,22 @@ class Env:
 
     async def send_otlp(self, body: bytes, token: str | None = None, **headers: str) -> httpx.Response:
         return await self.client.post(
-            "/i/v1/logs", content=body,
-            headers={"Authorization": f"Bearer {token or self.project.api_token}",
-                     "Content-Type": "application/x-protobuf", **headers},
+            "/i/v1/logs",
+            content=body,
+            headers={
+                "Authorization": f"Bearer {token or self.project.api_token}",
+                "Content-Type": "application/x-protobuf",
+                **headers,
+            },
         )
 
     def flush(self) -> None:
         assert self.services.writer is not None
         assert self.services.writer.flush(timeout=30)
 
-    async def query(self, query: dict[str, Any], project_id: int | None = None, key: str | None = None) -> httpx.Response:
+    async def query(
+        self, query: dict[str, Any], project_id: int | None = None, key: str | None = None
+    ) -> httpx.Response:
         pid = project_id or self.project.id
         return await self.client.post(f"/api/projects/{pid}/logs/query/", json={"query": query}, headers=self.auth(key))
 

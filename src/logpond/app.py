@@ -38,7 +38,7 @@ class PathNormaliser:
             if len(path) > 1 and path.endswith("/"):
                 path = path.rstrip("/") or "/"
             if path.startswith("/api/environments/"):
-                path = "/api/projects/" + path[len("/api/environments/"):]
+                path = "/api/projects/" + path[len("/api/environments/") :]
             if path != scope["path"]:
                 scope = dict(scope)
                 scope["path"] = path
@@ -46,8 +46,9 @@ class PathNormaliser:
         await self.app(scope, receive, send)
 
 
-def build_services(settings: Settings, *, meta: Any = None, store: Store | None = None,
-                   clock: Callable[[], Any] | None = None) -> Services:
+def build_services(
+    settings: Settings, *, meta: Any = None, store: Store | None = None, clock: Callable[[], Any] | None = None
+) -> Services:
     """Open (and migrate) the metadata database and the store named by ``settings``."""
     if meta is None:
         from logpond.meta import MetaDB

@@ -16,14 +16,15 @@ import typer
 
 from logpond.config import Settings
 
-app = typer.Typer(help="logpond: log analytics that speaks PostHog's APIs.", no_args_is_help=True,
-                  add_completion=False)
+app = typer.Typer(help="logpond: log analytics that speaks PostHog's APIs.", no_args_is_help=True, add_completion=False)
 keys_app = typer.Typer(help="Personal API keys.", no_args_is_help=True)
 projects_app = typer.Typer(help="Projects (PostHog teams).", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 app.add_typer(projects_app, name="projects")
 
-DataDir = Annotated[Path | None, typer.Option("--data-dir", help="Data directory [env: LOGPOND_DATA_DIR; default ./.logpond]")]
+DataDir = Annotated[
+    Path | None, typer.Option("--data-dir", help="Data directory [env: LOGPOND_DATA_DIR; default ./.logpond]")
+]
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 
@@ -43,17 +44,26 @@ def _meta(settings: Settings) -> Any:
     return meta
 
 
-def _print_bootstrap(meta: Any, settings: Settings) -> None:
+def _ensure_installation(meta: Any, settings: Settings, *, err: bool = True) -> None:
+    """Create the first organisation, project and admin if the data dir is new, and say so once.
+
+    Whichever command runs first on a new data dir creates the installation, so every command prints the
+    block (to stderr, keeping --json output clean); the admin password exists only in that output.
+    """
     created = meta.bootstrap()
     if created is None:
         return
-    typer.echo("logpond: created a new installation")
-    typer.echo(f"  organisation   {created.organization.name} ({created.organization.slug})")
-    typer.echo(f"  project        {created.project.id} \"{created.project.name}\", token {created.project.api_token}")
-    typer.echo(f"  admin user     {created.user.email}, password {created.password}")
-    typer.echo("  (the password is shown only this once)")
-    typer.echo("  API key        logpond keys create --scopes '*' --json"
-               + (f" --data-dir {settings.data_dir}" if str(settings.data_dir) != ".logpond" else ""))
+    lines = [
+        f"logpond: created a new installation in {settings.data_dir}",
+        f"  organisation   {created.organization.name} ({created.organization.slug})",
+        f'  project        {created.project.id} "{created.project.name}", token {created.project.api_token}',
+        f"  admin user     {created.user.email}, password {created.password}",
+        "  (the password is shown only this once)",
+        "  API key        logpond keys create --scopes '*' --json"
+        + (f" --data-dir {settings.data_dir}" if str(settings.data_dir) != ".logpond" else ""),
+    ]
+    for line in lines:
+        typer.echo(line, err=err)
 
 
 @app.command()
@@ -70,11 +80,18 @@ def serve(
 
     settings = _settings(data_dir, host=host, port=port)
     services = build_services(settings)
-    _print_bootstrap(services.meta, settings)
+    _ensure_installation(services.meta, settings, err=False)
     application = create_app(settings, services=services)
     typer.echo(f"logpond: listening on http://{settings.host}:{settings.port} (data in {settings.data_dir})")
-    uvicorn.run(application, host=settings.host, port=settings.port, log_level=log_level,
-                loop="uvloop", http="httptools", access_log=False)
+    uvicorn.run(
+        application,
+        host=settings.host,
+        port=settings.port,
+        log_level=log_level,
+        loop="uvloop",
+        http="httptools",
+        access_log=False,
+    )
 
 
 @keys_app.command("create")
@@ -88,7 +105,7 @@ def keys_create(
     """Create a personal API key for the admin user; the key is printed once and stored hashed."""
     settings = _settings(data_dir)
     meta = _meta(settings)
-    _print_bootstrap(meta, settings) if not as_json else meta.bootstrap()
+    _ensure_installation(meta, settings)
     user = meta.get_admin_user()
     scope_list = [s.strip() for s in scopes.split(",") if s.strip()]
     try:
@@ -97,8 +114,16 @@ def keys_create(
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     if as_json:
-        typer.echo(json.dumps({"key": plain, "id": key.id, "scopes": list(key.scopes),
-                               "scoped_teams": list(key.scoped_teams) if key.scoped_teams else None}))
+        typer.echo(
+            json.dumps(
+                {
+                    "key": plain,
+                    "id": key.id,
+                    "scopes": list(key.scopes),
+                    "scoped_teams": list(key.scoped_teams) if key.scoped_teams else None,
+                }
+            )
+        )
     else:
         typer.echo(f"{plain}\n(shown once; scopes: {', '.join(key.scopes)})")
 
@@ -108,9 +133,11 @@ def projects_list(data_dir: DataDir = None, as_json: JsonFlag = False) -> None:
     """List projects with their ids and project tokens."""
     settings = _settings(data_dir)
     meta = _meta(settings)
-    meta.bootstrap()
-    rows = [{"id": p.id, "name": p.name, "api_token": p.api_token, "organization": p.organization_id}
-            for p in meta.list_projects()]
+    _ensure_installation(meta, settings)
+    rows = [
+        {"id": p.id, "name": p.name, "api_token": p.api_token, "organization": p.organization_id}
+        for p in meta.list_projects()
+    ]
     if as_json:
         typer.echo(json.dumps(rows))
         return
@@ -123,9 +150,14 @@ def projects_create(name: str, data_dir: DataDir = None, as_json: JsonFlag = Fal
     """Create a project in the default organisation."""
     settings = _settings(data_dir)
     meta = _meta(settings)
-    meta.bootstrap()
+    _ensure_installation(meta, settings)
     project = meta.create_project(name)
-    row = {"id": project.id, "name": project.name, "api_token": project.api_token, "organization": project.organization_id}
+    row = {
+        "id": project.id,
+        "name": project.name,
+        "api_token": project.api_token,
+        "organization": project.organization_id,
+    }
     typer.echo(json.dumps(row) if as_json else f"{row['id']}  {row['api_token']}  {row['name']}")
 
 
@@ -135,8 +167,15 @@ def demo(
     days: Annotated[float, typer.Option(help="Spread them over this many days ending now")] = 1.0,
     project: Annotated[int, typer.Option(help="Project id to write into")] = 1,
     seed: Annotated[int, typer.Option(help="Random seed (same seed, same logs)")] = 0,
-    host: Annotated[str | None, typer.Option(help="Send through the OTLP endpoint of this server instead of writing to the store, e.g. http://127.0.0.1:8000")] = None,
-    token: Annotated[str | None, typer.Option(help="Project token for --host (default: the project's token from the data dir)")] = None,
+    host: Annotated[
+        str | None,
+        typer.Option(
+            help="Send through the OTLP endpoint of this server instead of writing to the store, e.g. http://127.0.0.1:8000"
+        ),
+    ] = None,
+    token: Annotated[
+        str | None, typer.Option(help="Project token for --host (default: the project's token from the data dir)")
+    ] = None,
     data_dir: DataDir = None,
 ) -> None:
     """Generate realistic OpenTelemetry logs, through the OTLP endpoint or straight into the store."""
@@ -155,10 +194,13 @@ def demo(
                 typer.echo(f"error: project {project} not found", err=True)
                 raise typer.Exit(2)
             token = found.api_token
-        with httpx.Client(base_url=host, timeout=60, headers={"Authorization": f"Bearer {token}",
-                                                              "Content-Type": "application/x-protobuf"}) as client:
+        with httpx.Client(
+            base_url=host,
+            timeout=60,
+            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/x-protobuf"},
+        ) as client:
             for body in generate_otlp_requests(logs, days=days, seed=seed):
-                for attempt in range(20):
+                for _attempt in range(20):
                     response = client.post("/i/v1/logs", content=body)
                     if response.status_code in (429, 503):
                         time.sleep(float(response.headers.get("Retry-After", "1")))

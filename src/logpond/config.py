@@ -16,33 +16,65 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="LOGPOND_", extra="ignore")
 
     # --- where things live -------------------------------------------------------------------------
-    data_dir: Path = Field(Path(".logpond"), description="Directory holding the chDB store, the write-ahead log and the SQLite metadata database.")
-    database_url: str | None = Field(None, description="SQLAlchemy URL of the metadata database. Unset: SQLite at <data_dir>/meta.sqlite3. PostgreSQL: postgresql+psycopg://user:pass@host/db.")
+    data_dir: Path = Field(
+        Path(".logpond"),
+        description="Directory holding the chDB store, the write-ahead log and the SQLite metadata database.",
+    )
+    database_url: str | None = Field(
+        None,
+        description="SQLAlchemy URL of the metadata database. Unset: SQLite at <data_dir>/meta.sqlite3. PostgreSQL: postgresql+psycopg://user:pass@host/db.",
+    )
 
     # --- HTTP server -------------------------------------------------------------------------------
     host: str = Field("127.0.0.1", description="Address the HTTP server binds to. Loopback unless you ask otherwise.")
     port: int = Field(8000, description="Port the HTTP server listens on.")
-    public_url: str | None = Field(None, description="Absolute base URL used in pagination links (next/previous). Unset: taken from the request.")
+    public_url: str | None = Field(
+        None, description="Absolute base URL used in pagination links (next/previous). Unset: taken from the request."
+    )
 
     # --- ingestion limits --------------------------------------------------------------------------
-    max_request_bytes: int = Field(20 * 1024 * 1024, description="Largest accepted request body, compressed, in bytes (413 above).")
-    max_decompressed_bytes: int = Field(100 * 1024 * 1024, description="Largest accepted body after gzip decompression, in bytes (413 above). Decompression stops as soon as it is exceeded.")
-    retention_days: int = Field(30, description="Days a log is kept before its partition is dropped (TTL on original_expiry_timestamp).")
+    max_request_bytes: int = Field(
+        20 * 1024 * 1024, description="Largest accepted request body, compressed, in bytes (413 above)."
+    )
+    max_decompressed_bytes: int = Field(
+        100 * 1024 * 1024,
+        description="Largest accepted body after gzip decompression, in bytes (413 above). "
+        "Decompression stops as soon as it is exceeded.",
+    )
+    retention_days: int = Field(
+        30, description="Days a log is kept before its partition is dropped (TTL on original_expiry_timestamp)."
+    )
 
     # --- durable batching writer -------------------------------------------------------------------
-    writer_queue_max_rows: int = Field(2_000_000, description="Rows acknowledged but not yet inserted into the store; above this, ingestion answers 503 with Retry-After.")
+    writer_queue_max_rows: int = Field(
+        2_000_000,
+        description="Rows acknowledged but not yet inserted into the store; "
+        "above this, ingestion answers 503 with Retry-After.",
+    )
     writer_batch_max_rows: int = Field(200_000, description="Most rows coalesced into one store insert.")
-    writer_flush_interval_ms: int = Field(200, description="Longest time an acknowledged row waits before the writer inserts it.")
-    wal_fsync: bool = Field(True, description="fsync the write-ahead log before acknowledging. Turn off only for throwaway data.")
-    wal_segment_max_bytes: int = Field(64 * 1024 * 1024, description="Size at which the write-ahead log starts a new segment file.")
+    writer_flush_interval_ms: int = Field(
+        200, description="Longest time an acknowledged row waits before the writer inserts it."
+    )
+    wal_fsync: bool = Field(
+        True, description="fsync the write-ahead log before acknowledging. Turn off only for throwaway data."
+    )
+    wal_segment_max_bytes: int = Field(
+        64 * 1024 * 1024, description="Size at which the write-ahead log starts a new segment file."
+    )
 
     # --- queries -----------------------------------------------------------------------------------
-    query_max_execution_time: float = Field(60.0, description="Seconds any store query may run (ClickHouse max_execution_time).")
-    query_max_memory_bytes: int = Field(4 * 1024**3, description="Memory one store query may use (ClickHouse max_memory_usage).")
+    query_max_execution_time: float = Field(
+        60.0, description="Seconds any store query may run (ClickHouse max_execution_time)."
+    )
+    query_max_memory_bytes: int = Field(
+        4 * 1024**3, description="Memory one store query may use (ClickHouse max_memory_usage)."
+    )
     query_max_result_rows: int = Field(100_000, description="Rows any store query may return before it is cut off.")
 
     # --- auth --------------------------------------------------------------------------------------
-    auth_cache_seconds: float = Field(10.0, description="Seconds a verified personal API key or project token is cached in memory.")
+    auth_cache_seconds: float = Field(
+        10.0, description="Seconds a verified personal API key or project token is cached in memory."
+    )
 
     @property
     def store_dir(self) -> Path:

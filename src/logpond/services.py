@@ -42,7 +42,9 @@ class Services:
             max_result_rows=s.query_max_result_rows,
         )
 
-    def run_query(self, node: ast.Select | ast.SelectUnion, *, team_id: int, limits: QueryLimits | None = None) -> QueryResult:
+    def run_query(
+        self, node: ast.Select | ast.SelectUnion, *, team_id: int, limits: QueryLimits | None = None
+    ) -> QueryResult:
         """Print ``node`` for ``team_id`` (the printer adds isolation and limits) and run it. Blocking."""
         sql = print_query(node, team_id=team_id, database=self.store.database, limits=limits or self.limits)
         return self.store.execute(sql)

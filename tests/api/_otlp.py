@@ -125,7 +125,7 @@ def encode_gzip(
 
 
 def json_request(records: Iterable[Mapping[str, Any]], resource: Resource | None = None) -> dict[str, Any]:
-    """The OTLP/JSON document for string-valued records (keys ``body``, ``severityText``, ``attributes``...)."""
+    """The OTLP/JSON document for records with string bodies and string attribute values."""
 
     def kv(items: Mapping[str, str]) -> list[dict[str, Any]]:
         return [{"key": k, "value": {"stringValue": v}} for k, v in items.items()]

@@ -15,7 +15,8 @@ def export_request(records: Iterable[Record], *, service: str = "e2e", severity_
     """One resource (``service.name`` = ``service``), one scope, the given records; serialized."""
     request = ExportLogsServiceRequest()
     resource_logs = request.resource_logs.add()
-    resource_logs.resource.attributes.append(KeyValue(key="service.name", value=AnyValue(string_value=service)))
+    service_name = KeyValue(key="service.name", value=AnyValue(string_value=service))
+    resource_logs.resource.attributes.append(service_name)
     scope_logs = resource_logs.scope_logs.add()
     scope_logs.scope.name = "logpond.e2e"
     scope_logs.scope.version = "1"

@@ -102,6 +102,14 @@ class ServerProcess:
         env.update(self._extra_env)
         return env
 
+    def set_env(self, **values: str | None) -> None:
+        """Change the environment of the next start (``None`` removes a variable), e.g. a setting."""
+        for name, value in values.items():
+            if value is None:
+                self._extra_env.pop(name, None)
+            else:
+                self._extra_env[name] = value
+
     def start(self, timeout: float = STARTUP_TIMEOUT_S) -> None:
         """Start ``logpond serve`` and return once ``/_health`` answers 200 (or raise with the log tail)."""
         if self.running:
@@ -142,7 +150,9 @@ class ServerProcess:
                     last_error = repr(exc)
                 time.sleep(0.1)
         self.kill_9()
-        raise ServerStartError(f"/_health did not answer within {timeout:.0f} s ({last_error})\n" + self.log_tail())
+        raise ServerStartError(
+            f"/_health did not answer within {timeout:.0f} s ({last_error})\n" + self.log_tail()
+        )
 
     def kill_9(self) -> None:
         """SIGKILL the server: no shutdown code runs, exactly like a crash or the OOM killer."""
@@ -163,7 +173,8 @@ class ServerProcess:
                 self._proc.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
                 self.kill_9()
-                raise RuntimeError(f"logpond serve ignored SIGTERM for {timeout:.0f} s\n" + self.log_tail()) from None
+                message = f"logpond serve ignored SIGTERM for {timeout:.0f} s\n" + self.log_tail()
+                raise RuntimeError(message) from None
         self._mark(f"exited after SIGTERM (exit {self._proc.returncode})")
         return self._proc.returncode
 
@@ -220,7 +231,8 @@ class ServerProcess:
         )
         if check and result.returncode != 0:
             raise RuntimeError(
-                f"{' '.join(command)} exited with {result.returncode}\nstdout: {result.stdout}\nstderr: {result.stderr}"
+                f"{' '.join(command)} exited with {result.returncode}\n"
+                f"stdout: {result.stdout}\nstderr: {result.stderr}"
             )
         return result
 

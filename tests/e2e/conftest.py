@@ -6,7 +6,7 @@ of its servers' output is attached to the failure report.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,9 @@ StartServer = Callable[..., ServerProcess]
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[Any]:
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     report = yield
     if report.failed:
         for server in getattr(item, "_logpond_servers", []):
@@ -32,7 +34,7 @@ def start_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Sta
     servers: list[ServerProcess] = []
     request.node._logpond_servers = servers
 
-    def start(*, start: bool = True, **kwargs: Any) -> ServerProcess:
+    def make(*, start: bool = True, **kwargs: Any) -> ServerProcess:
         n = len(servers) + 1
         kwargs.setdefault("data_dir", tmp_path / f"server{n}" / "data")
         server = ServerProcess(log_path=tmp_path / f"server{n}.log", **kwargs)
@@ -41,7 +43,7 @@ def start_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Sta
             server.start()
         return server
 
-    yield start
+    yield make
     for server in servers:
         server.stop()
 

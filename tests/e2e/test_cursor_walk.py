@@ -30,7 +30,8 @@ def build_logs(now_ns: int) -> list[tuple[int, str, dict[str, str]]]:
     tie_a = now_ns - 2 * MINUTE_NS + 123_456_000
     tie_b = now_ns - 10 * MINUTE_NS
     spread_start = now_ns - 45 * MINUTE_NS
-    timestamps = [tie_a] * 1500 + [tie_b] * 1000 + [spread_start + (i // 3) * 7_000_000_000 for i in range(1100)]
+    spread = [spread_start + (i // 3) * 7_000_000_000 for i in range(1100)]  # threes, 7 s apart
+    timestamps = [tie_a] * 1500 + [tie_b] * 1000 + spread
     return [(ts, f"log {seq}", {"seq": str(seq)}) for seq, ts in enumerate(timestamps)]
 
 

@@ -19,18 +19,33 @@ from logpond.store.schema import LOG_ARROW_SCHEMA
 
 def batch(n: int, team_id: int = 1, tag: str = "x") -> pa.Table:
     now = dt.datetime.now(dt.UTC)
-    rows = [{
-        "team_id": team_id, "uuid": str(uuid.uuid4()), "trace_id": b"", "span_id": b"", "trace_flags": 0,
-        "timestamp": now, "observed_timestamp": now, "body": f"{tag}-{i}", "severity_text": "info",
-        "severity_number": 9, "service_name": "svc", "resource_attributes": [("service.name", "svc")],
-        "instrumentation_scope": "", "event_name": "", "attributes": [("tag", tag)],
-    } for i in range(n)]
+    rows = [
+        {
+            "team_id": team_id,
+            "uuid": str(uuid.uuid4()),
+            "trace_id": b"",
+            "span_id": b"",
+            "trace_flags": 0,
+            "timestamp": now,
+            "observed_timestamp": now,
+            "body": f"{tag}-{i}",
+            "severity_text": "info",
+            "severity_number": 9,
+            "service_name": "svc",
+            "resource_attributes": [("service.name", "svc")],
+            "instrumentation_scope": "",
+            "event_name": "",
+            "attributes": [("tag", tag)],
+        }
+        for i in range(n)
+    ]
     return pa.Table.from_pylist(rows, schema=LOG_ARROW_SCHEMA)
 
 
 def make_writer(store: ChDBStore, wal_dir: Path, **kwargs: object) -> DurableWriter:
-    return DurableWriter(store, wal_dir, lambda r: decode_wal_record(r, max_decompressed_bytes=10**8),
-                         flush_interval=0.01, **kwargs)  # type: ignore[arg-type]
+    return DurableWriter(
+        store, wal_dir, lambda r: decode_wal_record(r, max_decompressed_bytes=10**8), flush_interval=0.01, **kwargs
+    )  # type: ignore[arg-type]
 
 
 def submit(writer: DurableWriter, table: pa.Table) -> None:
@@ -73,8 +88,9 @@ def test_acknowledged_rows_survive_a_crash_before_insert(store: ChDBStore, tmp_p
     assert writer.stats.replayed_rows == 10
 
 
-def test_insert_interrupted_before_checkpoint_is_not_duplicated(store: ChDBStore, tmp_path: Path,
-                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_insert_interrupted_before_checkpoint_is_not_duplicated(
+    store: ChDBStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A batch inserted just before a crash (checkpoint not yet written) is not inserted twice at restart."""
     first = make_writer(store, tmp_path / "wal")
     real_write_state = first._write_state
@@ -141,8 +157,12 @@ class FlakyStore:
 
 def test_failed_inserts_are_retried_not_dropped(store: ChDBStore, tmp_path: Path) -> None:
     """When the store refuses an insert the writer keeps the rows and retries until it succeeds."""
-    writer = DurableWriter(FlakyStore(store, failures=2), tmp_path / "wal",  # type: ignore[arg-type]
-                           lambda r: decode_wal_record(r, max_decompressed_bytes=10**8), flush_interval=0.01)
+    writer = DurableWriter(
+        FlakyStore(store, failures=2),
+        tmp_path / "wal",  # type: ignore[arg-type]
+        lambda r: decode_wal_record(r, max_decompressed_bytes=10**8),
+        flush_interval=0.01,
+    )
     writer.start()
     submit(writer, batch(15, tag="retry"))
     assert writer.flush(20)

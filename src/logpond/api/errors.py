@@ -51,8 +51,13 @@ def not_authenticated() -> APIError:
 
 
 def authentication_failed(detail: str) -> APIError:
-    return APIError(401, detail, code="authentication_failed", type="authentication_error",
-                    headers={"WWW-Authenticate": 'Bearer realm="api"'})
+    return APIError(
+        401,
+        detail,
+        code="authentication_failed",
+        type="authentication_error",
+        headers={"WWW-Authenticate": 'Bearer realm="api"'},
+    )
 
 
 def permission_denied(detail: str) -> APIError:
@@ -87,8 +92,12 @@ def install_error_handlers(app: FastAPI) -> None:
         loc = tuple(first.get("loc", ()))
         if first.get("type") == "json_invalid":
             return JSONResponse(
-                {"type": "invalid_request", "code": "parse_error",
-                 "detail": f"JSON parse error - {first.get('ctx', {}).get('error', 'invalid JSON')}", "attr": None},
+                {
+                    "type": "invalid_request",
+                    "code": "parse_error",
+                    "detail": f"JSON parse error - {first.get('ctx', {}).get('error', 'invalid JSON')}",
+                    "attr": None,
+                },
                 status_code=400,
             )
         message = first.get("msg", "Invalid input.")
@@ -99,11 +108,19 @@ def install_error_handlers(app: FastAPI) -> None:
         if exc.status_code == 404:
             body = not_found().body()
         elif exc.status_code == 405:
-            body = {"type": "invalid_request", "code": "method_not_allowed",
-                    "detail": f'Method "{request.method}" not allowed.', "attr": None}
+            body = {
+                "type": "invalid_request",
+                "code": "method_not_allowed",
+                "detail": f'Method "{request.method}" not allowed.',
+                "attr": None,
+            }
         else:
-            body = {"type": "invalid_request" if exc.status_code < 500 else "server_error", "code": "error",
-                    "detail": str(exc.detail), "attr": None}
+            body = {
+                "type": "invalid_request" if exc.status_code < 500 else "server_error",
+                "code": "error",
+                "detail": str(exc.detail),
+                "attr": None,
+            }
         return JSONResponse(body, status_code=exc.status_code, headers=getattr(exc, "headers", None))
 
     @app.exception_handler(Exception)

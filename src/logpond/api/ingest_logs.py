@@ -73,23 +73,41 @@ async def ingest_otlp_logs(request: Request) -> Response:
     if token is None:
         return _error(401, "No token provided", code="not_authenticated", type_="authentication_error")
     if token.startswith("phx_"):
-        return _error(401, "Invalid project API key (a personal API key cannot be used to ingest; use the project token phc_...)",
-                      code="invalid_api_key", type_="authentication_error")
+        return _error(
+            401,
+            "Invalid project API key (a personal API key cannot be used to ingest; use the project token phc_...)",
+            code="invalid_api_key",
+            type_="authentication_error",
+        )
     if not _TOKEN_RE.match(token):
-        return _error(401, "Invalid project API key (malformed token)", code="invalid_api_key", type_="authentication_error")
+        return _error(
+            401, "Invalid project API key (malformed token)", code="invalid_api_key", type_="authentication_error"
+        )
     project = await project_for_token(request, token)
     if project is None:
-        return _error(401, "Invalid project API key (no project has this token)", code="invalid_api_key",
-                      type_="authentication_error")
+        return _error(
+            401,
+            "Invalid project API key (no project has this token)",
+            code="invalid_api_key",
+            type_="authentication_error",
+        )
     body = await read_body_limited(request, settings.max_request_bytes)
     if body is None:
-        return _error(413, f"Request body is larger than {settings.max_request_bytes} bytes", code="payload_too_large",
-                      type_="invalid_request")
+        return _error(
+            413,
+            f"Request body is larger than {settings.max_request_bytes} bytes",
+            code="payload_too_large",
+            type_="invalid_request",
+        )
     received_ns = time.time_ns()
     try:
         table = await anyio.to_thread.run_sync(
-            lambda: decode_otlp_logs(body, team_id=project.id, received_ns=received_ns,
-                                     max_decompressed_bytes=settings.max_decompressed_bytes)
+            lambda: decode_otlp_logs(
+                body,
+                team_id=project.id,
+                received_ns=received_ns,
+                max_decompressed_bytes=settings.max_decompressed_bytes,
+            )
         )
     except PayloadTooLarge as exc:
         return _error(413, str(exc), code="payload_too_large", type_="invalid_request")
@@ -98,11 +116,13 @@ async def ingest_otlp_logs(request: Request) -> Response:
     if table.num_rows:
         writer = services.writer
         if writer is None:
-            return _error(503, "Ingestion is not running", code="unavailable", type_="server_error",
-                          headers={"Retry-After": "5"})
+            return _error(
+                503, "Ingestion is not running", code="unavailable", type_="server_error", headers={"Retry-After": "5"}
+            )
         try:
             await anyio.to_thread.run_sync(writer.submit, KIND_OTLP_LOGS, project.id, received_ns, body, table)
         except Backpressure as exc:
-            return _error(503, str(exc), code="unavailable", type_="server_error",
-                          headers={"Retry-After": str(exc.retry_after)})
+            return _error(
+                503, str(exc), code="unavailable", type_="server_error", headers={"Retry-After": str(exc.retry_after)}
+            )
     return JSONResponse({}, headers=_CORS)

@@ -50,6 +50,8 @@ def store_failure(exc: Exception) -> errors.APIError:
         )
     if isinstance(exc, StoreError) and exc.code in ("MEMORY_LIMIT_EXCEEDED", "TOO_MANY_ROWS_OR_BYTES"):
         return errors.server_error("Query used too much memory or returned too many rows. Narrow it.", status=504)
+    if isinstance(exc, StoreError) and exc.code == "CANNOT_COMPILE_REGEXP":
+        return errors.validation_error("Invalid regular expression in a regex filter (RE2 syntax).", attr="filterGroup")
     if isinstance(exc, QueryError):
         return errors.validation_error(str(exc), code="query_error")
     return errors.server_error("Error while executing the logs query.")
@@ -78,14 +80,16 @@ async def logs_query(project_id: str, request: Request) -> Response:
         checkpoint=services.live_checkpoint(),
     )
     page = await run_in_store(access, request, lambda: runner.run(query))
-    return json_response({
-        "query": doc,
-        "results": page["results"],
-        "hasMore": page["hasMore"],
-        "nextCursor": page["nextCursor"],
-        "maxExportableLogs": MAX_EXPORTABLE_LOGS,
-        "columns": None,
-    })
+    return json_response(
+        {
+            "query": doc,
+            "results": page["results"],
+            "hasMore": page["hasMore"],
+            "nextCursor": page["nextCursor"],
+            "maxExportableLogs": MAX_EXPORTABLE_LOGS,
+            "columns": None,
+        }
+    )
 
 
 @router.post("/count", summary="Count logs matching filters")
@@ -102,7 +106,9 @@ async def logs_count(project_id: str, request: Request) -> Response:
         filters = parse_filters(doc, now=services.clock())
     except FilterError as exc:
         raise filter_error(exc) from None
-    result = await run_in_store(access, request, lambda: services.run_query(count_select(filters), team_id=access.team_id))
+    result = await run_in_store(
+        access, request, lambda: services.run_query(count_select(filters), team_id=access.team_id)
+    )
     return json_response({"count": int(result.rows[0][0]) if result.rows else 0})
 
 

@@ -72,18 +72,20 @@ def project_json(project: Any, level: int | None, *, detail: bool = False) -> di
         "effective_membership_level": level,
     }
     if detail:
-        doc.update({
-            "created_at": _ts(project.created_at),
-            "updated_at": _ts(project.updated_at),
-            "group_types": [],
-            "app_urls": [],
-            "anonymize_ips": False,
-            "test_account_filters": [],
-            "primary_dashboard": None,
-            "week_start_day": None,
-            "secret_api_token": None,
-            "modifiers": {},
-        })
+        doc.update(
+            {
+                "created_at": _ts(project.created_at),
+                "updated_at": _ts(project.updated_at),
+                "group_types": [],
+                "app_urls": [],
+                "anonymize_ips": False,
+                "test_account_filters": [],
+                "primary_dashboard": None,
+                "week_start_day": None,
+                "secret_api_token": None,
+                "modifiers": {},
+            }
+        )
     return doc
 
 
@@ -106,10 +108,14 @@ def organization_json(org: Any, level: int | None, projects: list[Any]) -> dict[
     }
 
 
-def _visible_projects(meta: Any, principal: Principal, organization_ids: list[str] | None = None) -> list[tuple[Any, int]]:
+def _visible_projects(
+    meta: Any, principal: Principal, organization_ids: list[str] | None = None
+) -> list[tuple[Any, int]]:
     """(project, membership level) pairs this key may see, ordered by id."""
     memberships = {m.organization.id: int(m.level) for m in meta.user_organizations(principal.user.id)}
-    allowed_orgs = [o for o in memberships if not principal.key.scoped_organizations or o in principal.key.scoped_organizations]
+    allowed_orgs = [
+        o for o in memberships if not principal.key.scoped_organizations or o in principal.key.scoped_organizations
+    ]
     if organization_ids is not None:
         allowed_orgs = [o for o in allowed_orgs if o in organization_ids]
     projects = meta.list_projects(allowed_orgs) if allowed_orgs else []
@@ -132,8 +138,9 @@ async def list_projects(request: Request) -> Response:
 async def get_project(project_id: str, request: Request) -> Response:
     access = await project_access(request, project_id, "project:read")
     meta = request.app.state.services.meta
-    level = await anyio.to_thread.run_sync(meta.user_membership_level, access.principal.user.id,
-                                           access.project.organization_id)
+    level = await anyio.to_thread.run_sync(
+        meta.user_membership_level, access.principal.user.id, access.project.organization_id
+    )
     return json_response(project_json(access.project, int(level) if level is not None else None, detail=True))
 
 
@@ -143,7 +150,11 @@ def _organizations(meta: Any, principal: Principal) -> list[dict[str, Any]]:
         org = membership.organization
         if principal.key.scoped_organizations and org.id not in principal.key.scoped_organizations:
             continue
-        projects = [p for p in meta.list_projects([org.id]) if not principal.key.scoped_teams or p.id in principal.key.scoped_teams]
+        projects = [
+            p
+            for p in meta.list_projects([org.id])
+            if not principal.key.scoped_teams or p.id in principal.key.scoped_teams
+        ]
         out.append(organization_json(org, int(membership.level), projects))
     return out
 
@@ -205,8 +216,17 @@ async def current_user(request: Request) -> Response:
             "team": team,
             "organization": orgs[0] if orgs else None,
             "organizations": [
-                {k: o[k] for k in ("id", "name", "slug", "logo_media_id", "membership_level",
-                                   "members_can_use_personal_api_keys")}
+                {
+                    k: o[k]
+                    for k in (
+                        "id",
+                        "name",
+                        "slug",
+                        "logo_media_id",
+                        "membership_level",
+                        "members_can_use_personal_api_keys",
+                    )
+                }
                 for o in orgs
             ],
         }
@@ -218,16 +238,18 @@ async def current_user(request: Request) -> Response:
 async def current_key(request: Request) -> Response:
     principal = await authenticate(request)
     key = principal.key
-    return json_response({
-        "id": key.id,
-        "label": key.label,
-        "value": None,
-        "mask_value": key.mask_value,
-        "created_at": _ts(key.created_at),
-        "last_used_at": _ts(key.last_used_at),
-        "user_id": principal.user.id,
-        "scopes": list(key.scopes),
-        "scoped_teams": list(key.scoped_teams) if key.scoped_teams else None,
-        "scoped_organizations": list(key.scoped_organizations) if key.scoped_organizations else None,
-        "last_rolled_at": _ts(key.last_rolled_at),
-    })
+    return json_response(
+        {
+            "id": key.id,
+            "label": key.label,
+            "value": None,
+            "mask_value": key.mask_value,
+            "created_at": _ts(key.created_at),
+            "last_used_at": _ts(key.last_used_at),
+            "user_id": principal.user.id,
+            "scopes": list(key.scopes),
+            "scoped_teams": list(key.scoped_teams) if key.scoped_teams else None,
+            "scoped_organizations": list(key.scoped_organizations) if key.scoped_organizations else None,
+            "last_rolled_at": _ts(key.last_rolled_at),
+        }
+    )

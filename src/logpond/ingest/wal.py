@@ -66,6 +66,9 @@ class WriteAheadLog:
         self._fd = self._open(self._seq)
         self._offset = 0
         self._synced = Position(self._seq, 0)
+        # descriptors of rotated segments: already fsynced, closed under the sync lock so that a sync that
+        # picked up the old descriptor just before a rotation never fsyncs a closed one
+        self._retired: list[int] = []
 
     def _open(self, seq: int) -> int:
         fd = os.open(self.directory / _segment_name(seq), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
@@ -103,7 +106,7 @@ class WriteAheadLog:
     def _rotate(self) -> None:
         if self.fsync_enabled:
             os.fsync(self._fd)
-        os.close(self._fd)
+        self._retired.append(self._fd)
         self._seq += 1
         self._fd = self._open(self._seq)
         self._offset = 0
@@ -117,8 +120,12 @@ class WriteAheadLog:
                 return
             with self._lock:
                 fd, target = self._fd, Position(self._seq, self._offset)
+                retired, self._retired = self._retired, []
             os.fsync(fd)
             self._synced = target
+            for old in retired:
+                if old != fd:
+                    os.close(old)
 
     def read_from(self, start: Position) -> Iterator[Record]:
         """Every intact record at or after ``start``, in order, across segments."""
@@ -145,7 +152,9 @@ class WriteAheadLog:
                 (self.directory / _segment_name(old)).unlink(missing_ok=True)
 
     def close(self) -> None:
-        with self._lock:
+        with self._sync_lock, self._lock:
             if self.fsync_enabled:
                 os.fsync(self._fd)
-            os.close(self._fd)
+            for fd in [*self._retired, self._fd]:
+                os.close(fd)
+            self._retired = []

@@ -200,7 +200,9 @@ class DurableWriter:
     def _insert_with_retry(self, batch: list[_Item]) -> None:
         start, end = batch[0].start, batch[-1].end
         token = f"wal-{start.segment}.{start.offset}-{end.segment}.{end.offset}"
-        self._write_state("inflight.json", {"start": [start.segment, start.offset], "end": [end.segment, end.offset], "token": token})
+        self._write_state(
+            "inflight.json", {"start": [start.segment, start.offset], "end": [end.segment, end.offset], "token": token}
+        )
         table = pa.concat_tables([item.table for item in batch]) if len(batch) > 1 else batch[0].table
         delay = 0.1
         while True:

@@ -21,8 +21,20 @@ def _add_months(value: dt.datetime, months: int) -> dt.datetime:
     month_index = value.month - 1 + months
     year = value.year + month_index // 12
     month = month_index % 12 + 1
-    days_in_month = [31, 29 if (year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)) else 28, 31, 30, 31, 30,
-                     31, 31, 30, 31, 30, 31][month - 1]
+    days_in_month = [
+        31,
+        29 if (year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)) else 28,
+        31,
+        30,
+        31,
+        30,
+        31,
+        31,
+        30,
+        31,
+        30,
+        31,
+    ][month - 1]
     return value.replace(year=year, month=month, day=min(value.day, days_in_month))
 
 
@@ -63,7 +75,16 @@ def _shift(value: dt.datetime, n: int, unit: str) -> dt.datetime:
     return _add_months(value, -12 * n)
 
 
-_NEXT = {"s": ("s", 1), "M": ("M", 1), "h": ("h", 1), "d": ("d", 1), "w": ("d", 7), "m": ("m", 1), "q": ("m", 3), "y": ("m", 12)}
+_NEXT = {
+    "s": ("s", 1),
+    "M": ("M", 1),
+    "h": ("h", 1),
+    "d": ("d", 1),
+    "w": ("d", 7),
+    "m": ("m", 1),
+    "q": ("m", 3),
+    "y": ("m", 12),
+}
 
 
 def parse_date(text: str, *, now: dt.datetime) -> dt.datetime:

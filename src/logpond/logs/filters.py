@@ -18,17 +18,38 @@ from logpond.query.ast import Call, Compare, Constant, Field, Index, Not, and_, 
 SEVERITY_LEVELS = ("trace", "debug", "info", "warn", "error", "fatal")
 LEAF_TYPES = ("log", "log_attribute", "log_resource_attribute")
 OPERATORS = (
-    "exact", "is_not", "icontains", "not_icontains", "regex", "not_regex", "gt", "lt", "gte", "lte",
-    "is_set", "is_not_set", "is_date_exact", "is_date_before", "is_date_after",
+    "exact",
+    "is_not",
+    "icontains",
+    "not_icontains",
+    "regex",
+    "not_regex",
+    "gt",
+    "lt",
+    "gte",
+    "lte",
+    "is_set",
+    "is_not_set",
+    "is_date_exact",
+    "is_date_before",
+    "is_date_after",
 )
 NEGATIVE_OPERATORS = ("is_not", "not_icontains", "not_regex")
 
 # `log` leaves: key -> field of the logs table
 LOG_FIELDS = {
-    "message": "body", "body": "body", "level": "severity_text", "severity_text": "severity_text",
-    "severity_number": "severity_number", "service_name": "service_name", "event_name": "event_name",
-    "instrumentation_scope": "instrumentation_scope", "trace_id": "trace_id", "span_id": "span_id",
-    "uuid": "uuid", "resource_fingerprint": "resource_fingerprint",
+    "message": "body",
+    "body": "body",
+    "level": "severity_text",
+    "severity_text": "severity_text",
+    "severity_number": "severity_number",
+    "service_name": "service_name",
+    "event_name": "event_name",
+    "instrumentation_scope": "instrumentation_scope",
+    "trace_id": "trace_id",
+    "span_id": "span_id",
+    "uuid": "uuid",
+    "resource_fingerprint": "resource_fingerprint",
 }
 
 
@@ -58,7 +79,9 @@ def _string_list(value: Any, attr: str) -> list[str]:
     return value
 
 
-def parse_date_range(value: Any, *, now: dt.datetime, default_from: str = "-1h") -> tuple[dt.datetime | None, dt.datetime | None]:
+def parse_date_range(
+    value: Any, *, now: dt.datetime, default_from: str = "-1h"
+) -> tuple[dt.datetime | None, dt.datetime | None]:
     if value is None:
         value = {}
     if not isinstance(value, dict):
@@ -86,12 +109,14 @@ def parse_filters(doc: dict[str, Any], *, now: dt.datetime, default_from: str = 
     levels = _string_list(doc.get("severityLevels"), "severityLevels")
     for level in levels:
         if level not in SEVERITY_LEVELS:
-            raise FilterError(f"Unknown severity level {level!r}; expected one of {', '.join(SEVERITY_LEVELS)}.", "severityLevels")
+            raise FilterError(
+                f"Unknown severity level {level!r}; expected one of {', '.join(SEVERITY_LEVELS)}.", "severityLevels"
+            )
     search = doc.get("searchTerm")
     if search is not None and not isinstance(search, str):
         raise FilterError("Expected a string.", "searchTerm")
     fingerprint = doc.get("resourceFingerprint")
-    if fingerprint is not None and not (isinstance(fingerprint, str | int) and str(fingerprint).isdigit()):
+    if fingerprint is not None and not (isinstance(fingerprint, str | int) and str(fingerprint).isdecimal()):
         raise FilterError("Expected a numeric fingerprint.", "resourceFingerprint")
     return LogsFilters(
         date_from=date_from,
@@ -132,7 +157,9 @@ def _validate_group(node: Any, attr: str, depth: int) -> None:
 
 def _validate_leaf(leaf: dict[str, Any], attr: str) -> None:
     if leaf.get("type") not in LEAF_TYPES:
-        raise FilterError(f"Unknown filter type {leaf.get('type')!r}; expected one of {', '.join(LEAF_TYPES)}.", f"{attr}__type")
+        raise FilterError(
+            f"Unknown filter type {leaf.get('type')!r}; expected one of {', '.join(LEAF_TYPES)}.", f"{attr}__type"
+        )
     key = leaf.get("key")
     if not isinstance(key, str) or not key:
         raise FilterError("Filter key must be a non-empty string.", f"{attr}__key")
@@ -170,12 +197,30 @@ def _target(leaf: dict[str, Any]) -> tuple[ast.Expr, ast.Expr | None]:
     key, kind = leaf["key"], leaf["type"]
     if kind == "log":
         name = LOG_FIELDS.get(key, "severity_text")
+        if name in ("trace_id", "span_id"):
+            # an unset id is stored as zero bytes, read back as all-zero hex
+            return Field(name), Compare("!=", Field(name), Constant("0" * (32 if name == "trace_id" else 16)))
         return Field(name), None
     map_field = Field("attributes" if kind == "log_attribute" else "resource_attributes")
     return Index(map_field, Constant(key)), call("mapContains", map_field, Constant(key))
 
 
 def _leaf_condition(leaf: dict[str, Any]) -> ast.Expr:
+    condition = _leaf_condition_inner(leaf)
+    operator = leaf.get("operator", "exact")
+    if (
+        leaf["type"] != "log"
+        and operator not in (*NEGATIVE_OPERATORS, "is_set", "is_not_set")
+        and condition != Constant(True)
+    ):
+        # a missing attribute reads as "", which must not satisfy a positive operator ("" < "abc", "" ~ ".*")
+        _, presence = _target(leaf)
+        assert presence is not None
+        condition = ast.And((presence, condition))
+    return condition
+
+
+def _leaf_condition_inner(leaf: dict[str, Any]) -> ast.Expr:
     operator = leaf.get("operator", "exact")
     target, presence = _target(leaf)
     value = leaf.get("value")
@@ -186,7 +231,7 @@ def _leaf_condition(leaf: dict[str, Any]) -> ast.Expr:
     values = [v for v in values if v is not None]
     if not values:
         return Constant(True)
-    if leaf["type"] == "log" and leaf["key"] in ("trace_id", "span_id"):
+    if leaf["type"] == "log" and leaf["key"] in ("trace_id", "span_id") and "regex" not in operator:
         values = [str(v).upper() for v in values]
     if operator in ("exact", "is_not"):
         numeric = [_as_float(v) for v in values]
@@ -266,19 +311,32 @@ def group_condition(node: dict[str, Any] | None) -> ast.Expr | None:
 
 
 def search_condition(term: str) -> ast.Expr:
-    # lower(body) LIKE is what the ngram bloom-filter index on lower(body) can serve
-    return Compare("like", call("lower", Field("body")), Constant(f"%{_escape_like(term.lower())}%"))
+    # lowerUTF8(body) LIKE is case-insensitive for any script and is what the ngram bloom-filter index on
+    # lowerUTF8(body) can serve (ILIKE would give the same rows but cannot use that index)
+    return Compare("like", call("lowerUTF8", Field("body")), Constant(f"%{_escape_like(term.lower())}%"))
 
 
 def time_conditions(date_from: dt.datetime | None, date_to: dt.datetime | None) -> list[ast.Expr]:
     parts: list[ast.Expr] = []
     if date_from is not None:
         day = date_from.replace(hour=0, minute=0, second=0, microsecond=0)
-        parts.append(Compare(">=", Field("time_bucket"), Call("toDateTime", (Constant(day.strftime("%Y-%m-%d %H:%M:%S")), Constant("UTC")))))
+        parts.append(
+            Compare(
+                ">=",
+                Field("time_bucket"),
+                Call("toDateTime", (Constant(day.strftime("%Y-%m-%d %H:%M:%S")), Constant("UTC"))),
+            )
+        )
         parts.append(Compare(">=", Field("timestamp"), Constant(date_from)))
     if date_to is not None:
         day = date_to.replace(hour=0, minute=0, second=0, microsecond=0)
-        parts.append(Compare("<=", Field("time_bucket"), Call("toDateTime", (Constant(day.strftime("%Y-%m-%d %H:%M:%S")), Constant("UTC")))))
+        parts.append(
+            Compare(
+                "<=",
+                Field("time_bucket"),
+                Call("toDateTime", (Constant(day.strftime("%Y-%m-%d %H:%M:%S")), Constant("UTC"))),
+            )
+        )
         parts.append(Compare("<", Field("timestamp"), Constant(date_to)))
     return parts
 

@@ -22,15 +22,26 @@ import orjson
 from logpond.logs.dates import ch_datetime_to_iso
 from logpond.logs.filters import FilterError, LogsFilters, filter_conditions, parse_filters, time_conditions
 from logpond.query import ast
-from logpond.query.ast import Compare, Constant, Field, OrderExpr, Select, Tuple, and_, call
+from logpond.query.ast import Compare, CompareOperator, Constant, Field, OrderExpr, Select, Tuple, and_, call
 
 DEFAULT_LIMIT = 1000
 MAX_LIMIT = 2000
 MAX_EXPORTABLE_LOGS = 10_000
 
 ROW_FIELDS = (
-    "uuid", "trace_id", "span_id", "body", "attributes", "timestamp", "observed_timestamp", "severity_text",
-    "severity_number", "resource_attributes", "resource_fingerprint", "instrumentation_scope", "event_name",
+    "uuid",
+    "trace_id",
+    "span_id",
+    "body",
+    "attributes",
+    "timestamp",
+    "observed_timestamp",
+    "severity_text",
+    "severity_number",
+    "resource_attributes",
+    "resource_fingerprint",
+    "instrumentation_scope",
+    "event_name",
 )
 
 
@@ -94,12 +105,11 @@ def parse_logs_query(doc: Any, *, now: dt.datetime) -> LogsQuery:
     )
 
 
-def _slices(date_from: dt.datetime | None, date_to: dt.datetime, order: str) -> list[tuple[dt.datetime | None, dt.datetime]]:
+def _slices(
+    date_from: dt.datetime | None, date_to: dt.datetime, order: str
+) -> list[tuple[dt.datetime | None, dt.datetime]]:
     """Time windows to scan in order, from the sort edge inward (spec §3.4 step 4)."""
-    if date_from is None:
-        date_from_eff = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-    else:
-        date_from_eff = date_from
+    date_from_eff = date_from if date_from is not None else dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
     span = date_to - date_from_eff
     steps: list[dt.timedelta] = []
     if span > dt.timedelta(minutes=20):
@@ -147,9 +157,14 @@ class LogsQueryRunner:
         extra: list[ast.Expr] = []
         if query.after is not None:
             ts, row_uuid = query.after
-            op = "<" if query.order == "latest" else ">"
-            extra.append(Compare(op, Tuple((Field("timestamp"), Field("uuid"))),  # type: ignore[arg-type]
-                                 Tuple((Constant(ts), call("toUUID", Constant(row_uuid))))))
+            op: CompareOperator = "<" if query.order == "latest" else ">"
+            extra.append(
+                Compare(
+                    op,
+                    Tuple((Field("timestamp"), Field("uuid"))),
+                    Tuple((Constant(ts), call("toUUID", Constant(row_uuid)))),
+                )
+            )
         if query.live_checkpoint is not None:
             extra.append(Compare(">=", Field("observed_timestamp"), Constant(query.live_checkpoint)))
             windows: list[tuple[dt.datetime | None, dt.datetime]] = [(date_from, date_to)]
@@ -182,8 +197,21 @@ class LogsQueryRunner:
         )
 
     def _row(self, r: list[Any], exclude_attributes: bool) -> dict[str, Any]:
-        (row_uuid, trace_id, span_id, body, attributes, timestamp, observed, severity_text, severity_number,
-         resource_attributes, fingerprint, scope, event_name) = r
+        (
+            row_uuid,
+            trace_id,
+            span_id,
+            body,
+            attributes,
+            timestamp,
+            observed,
+            severity_text,
+            severity_number,
+            resource_attributes,
+            fingerprint,
+            scope,
+            event_name,
+        ) = r
         return {
             "uuid": row_uuid,
             "timestamp": ch_datetime_to_iso(timestamp),

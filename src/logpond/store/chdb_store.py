@@ -7,6 +7,7 @@ tenants of that process apart by database name as well as by ``team_id``.
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 import time
@@ -21,8 +22,11 @@ from logpond.store.base import QueryResult, StoreError
 from logpond.store.migrations import MIGRATIONS
 from logpond.store.schema import LOG_COLUMNS
 
+log = logging.getLogger(__name__)
+
 _sessions: dict[str, Any] = {}
 _sessions_lock = threading.Lock()
+_session_lock = threading.Lock()  # one embedded server per process, so one statement at a time
 
 _ERROR_RE = re.compile(r"Code: (\d+)\..*?\(([A-Z_]+)\)", re.S)
 _IDENTIFIER_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -59,6 +63,21 @@ class ChDBStore:
         self.database = database
         self.retention_days = retention_days
         self._session = _session_for(path)
+        self._lock = _session_lock
+
+    def _query(self, sql: str, fmt: str = "CSV") -> Any:
+        """Run one statement. chDB serialises statements anyway; our lock makes "fail, then drain" atomic."""
+        with self._lock:
+            try:
+                return self._session.query(sql, fmt)
+            except Exception as exc:
+                # chDB 4.4 keeps the partial output of a statement that failed mid-stream and prepends it
+                # to the next result; a throwaway statement clears it before anyone else runs
+                try:
+                    self._session.query("SELECT 1", fmt)
+                except Exception:
+                    log.exception("chDB did not recover after an error")
+                raise store_error_from(exc) from exc
 
     # --- schema ----------------------------------------------------------------------------------
     def migrate(self) -> list[int]:
@@ -77,8 +96,7 @@ class ChDBStore:
             for statement in migration.statements:
                 self.command(statement.format(db=db))
             self.command(
-                f"INSERT INTO {db}.schema_migrations (version, name) "
-                f"VALUES ({migration.version}, '{migration.name}')"
+                f"INSERT INTO {db}.schema_migrations (version, name) VALUES ({migration.version}, '{migration.name}')"
             )
             applied.append(migration.version)
         return applied
@@ -103,19 +121,16 @@ class ChDBStore:
             f"SELECT {selected}, toDateTime(observed_timestamp, 'UTC') + INTERVAL {int(self.retention_days)} DAY "
             "FROM Python(arrow_batch)"
         )
-        arrow_batch = table  # noqa: F841 - chDB's Python() table function finds the batch by this name
-        try:
-            self._session.query(sql)
-        except Exception as exc:  # chDB raises its own error type; keep the ClickHouse code
-            raise store_error_from(exc) from exc
+        self._insert_arrow(sql, table)
+
+    def _insert_arrow(self, sql: str, arrow_batch: pa.Table) -> None:
+        # chDB's Python() table function finds the table by this local variable's name
+        self._query(sql)
 
     # --- reads -----------------------------------------------------------------------------------
     def execute(self, sql: str) -> QueryResult:
         started = time.perf_counter()
-        try:
-            raw = self._session.query(sql, "JSONCompact").bytes()
-        except Exception as exc:
-            raise store_error_from(exc) from exc
+        raw = self._query(sql, "JSONCompact").bytes()
         if not raw:
             return QueryResult(columns=[], types=[], rows=[], elapsed=time.perf_counter() - started)
         doc = orjson.loads(raw)
@@ -130,10 +145,7 @@ class ChDBStore:
         )
 
     def command(self, sql: str) -> None:
-        try:
-            self._session.query(sql)
-        except Exception as exc:
-            raise store_error_from(exc) from exc
+        self._query(sql)
 
     def disk_usage(self) -> dict[str, int]:
         """Compressed and uncompressed bytes and rows of the active parts of ``logs``."""

@@ -40,7 +40,7 @@ CREATE TABLE IF NOT EXISTS {db}.logs
     event_name LowCardinality(String),
     attributes Map(LowCardinality(String), String) CODEC(ZSTD(3)),
     original_expiry_timestamp DateTime('UTC'),
-    INDEX idx_body_ngram lower(body) TYPE ngrambf_v1(3, 25000, 2, 0) GRANULARITY 1,
+    INDEX idx_body_ngram lowerUTF8(body) TYPE ngrambf_v1(3, 25000, 2, 0) GRANULARITY 1,
     INDEX idx_attribute_keys mapKeys(attributes) TYPE bloom_filter(0.01) GRANULARITY 1,
     INDEX idx_attribute_values mapValues(attributes) TYPE bloom_filter(0.001) GRANULARITY 1,
     INDEX idx_trace_id trace_id TYPE bloom_filter(0.001) GRANULARITY 1,
