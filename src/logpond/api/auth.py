@@ -8,6 +8,7 @@ and project tokens are cached for ``auth_cache_seconds`` so a query costs no met
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,6 +60,16 @@ class TTLCache:
         self._items.clear()
 
 
+async def cached_lookup(cache: TTLCache, key: Any, lookup: Callable[..., Any], *args: Any) -> Any:
+    """``lookup(*args)`` in a worker thread, remembered in ``cache`` when it found something."""
+    value = cache.get(key)
+    if value is None:
+        value = await anyio.to_thread.run_sync(lookup, *args)
+        if value is not None:
+            cache.put(key, value)
+    return value
+
+
 async def _find_personal_key(request: Request) -> tuple[str, str] | None:
     header = request.headers.get("authorization", "")
     if header:
@@ -87,12 +98,9 @@ async def authenticate(request: Request) -> Principal:
     if found is None:
         raise errors.not_authenticated()
     plain, source = found
-    cache: TTLCache = services.auth_cache
-    result = cache.get(("key", plain))
-    if result is None:
-        result = await anyio.to_thread.run_sync(services.meta.authenticate_personal_api_key, plain)
-        if result is not None:
-            cache.put(("key", plain), result)
+    result = await cached_lookup(
+        services.auth_cache, ("key", plain), services.meta.authenticate_personal_api_key, plain
+    )
     if result is None:
         raise errors.authentication_failed(f"Personal API key found in request {source} is invalid.")
     key, user = result
@@ -113,11 +121,7 @@ async def project_access(request: Request, raw_project_id: str, scope: str) -> P
         project = await anyio.to_thread.run_sync(_current_project, services, principal)
     else:
         project_id = parse_project_id(raw_project_id)
-        project = services.project_cache.get(project_id)
-        if project is None:
-            project = await anyio.to_thread.run_sync(services.meta.get_project, project_id)
-            if project is not None:
-                services.project_cache.put(project_id, project)
+        project = await cached_lookup(services.project_cache, project_id, services.meta.get_project, project_id)
     if project is None:
         raise errors.not_found("Project not found.")
     principal.check_scope(scope)
@@ -129,21 +133,16 @@ async def project_access(request: Request, raw_project_id: str, scope: str) -> P
         raise errors.permission_denied(
             f"API key does not have access to the requested organization: ID {project.organization_id}."
         )
-    level = await _membership(services, principal.user.id, project.organization_id)
+    level = await cached_lookup(
+        services.auth_cache,
+        ("member", principal.user.id, project.organization_id),
+        services.meta.user_membership_level,
+        principal.user.id,
+        project.organization_id,
+    )
     if level is None:
         raise errors.permission_denied("You don't have access to the project.")
     return ProjectAccess(project=project, principal=principal)
-
-
-async def _membership(services: Any, user_id: int, organization_id: str) -> int | None:
-    cache: TTLCache = services.auth_cache
-    cache_key = ("member", user_id, organization_id)
-    level = cache.get(cache_key)
-    if level is None:
-        level = await anyio.to_thread.run_sync(services.meta.user_membership_level, user_id, organization_id)
-        if level is not None:
-            cache.put(cache_key, level)
-    return level  # type: ignore[no-any-return]
 
 
 def _current_project(services: Any, principal: Principal) -> Any:
@@ -160,10 +159,4 @@ def _current_project(services: Any, principal: Principal) -> Any:
 async def project_for_token(request: Request, token: str) -> Any:
     """The project owning a public project token, or None."""
     services = request.app.state.services
-    cache: TTLCache = services.auth_cache
-    project = cache.get(("token", token))
-    if project is None:
-        project = await anyio.to_thread.run_sync(services.meta.get_project_by_token, token)
-        if project is not None:
-            cache.put(("token", token), project)
-    return project
+    return await cached_lookup(services.auth_cache, ("token", token), services.meta.get_project_by_token, token)
