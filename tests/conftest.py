@@ -74,7 +74,10 @@ class Env:
 
 
 def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
-    return Settings(data_dir=tmp_path / "data", writer_flush_interval_ms=20, **overrides)
+    # decoding in-process keeps each test's app cheap to start; tests/api/test_decode_pool.py and the
+    # end-to-end tests run the default worker-process decoding
+    values: dict[str, Any] = {"writer_flush_interval_ms": 20, "ingest_decode_processes": 0, **overrides}
+    return Settings(data_dir=tmp_path / "data", **values)
 
 
 @pytest.fixture

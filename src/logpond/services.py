@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +30,7 @@ class Services:
     meta: Any  # logpond.meta.MetaDB
     store: Store
     writer: DurableWriter | None = None
+    decode_pool: Executor | None = None  # worker processes for OTLP decoding, started in the app lifespan
     clock: Callable[[], dt.datetime] = utc_now
     auth_cache: TTLCache = field(default_factory=lambda: TTLCache(10.0))
     project_cache: TTLCache = field(default_factory=lambda: TTLCache(10.0))

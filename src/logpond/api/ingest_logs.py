@@ -7,16 +7,19 @@ OTLP exporters (which only read the status) and people reading the body learn wh
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
+from typing import Any
 
 import anyio.to_thread
+import pyarrow as pa
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from logpond.api.auth import project_for_token
 from logpond.ingest.errors import DecodeError, PayloadTooLarge
-from logpond.ingest.pipeline import decode_otlp_logs
+from logpond.ingest.pipeline import arrow_from_bytes, decode_otlp_logs, decode_otlp_logs_ipc
 from logpond.ingest.wal import KIND_OTLP_LOGS
 from logpond.ingest.writer import Backpressure
 
@@ -56,6 +59,18 @@ def _token(request: Request) -> str | None:
     if scheme.lower() == "bearer" and value.strip():
         return value.strip()
     return request.query_params.get("token") or None
+
+
+async def decode_request(services: Any, body: bytes, team_id: int, received_ns: int) -> pa.Table:
+    """Decode in a worker process when the app has a pool (a second core for the GIL-bound part), else here."""
+    limit = services.settings.max_decompressed_bytes
+    if services.decode_pool is not None:
+        loop = asyncio.get_running_loop()
+        ipc = await loop.run_in_executor(services.decode_pool, decode_otlp_logs_ipc, body, team_id, received_ns, limit)
+        return arrow_from_bytes(ipc)
+    return await anyio.to_thread.run_sync(
+        lambda: decode_otlp_logs(body, team_id=team_id, received_ns=received_ns, max_decompressed_bytes=limit)
+    )
 
 
 @router.options("/i/v1/logs", include_in_schema=False)
@@ -101,14 +116,7 @@ async def ingest_otlp_logs(request: Request) -> Response:
         )
     received_ns = time.time_ns()
     try:
-        table = await anyio.to_thread.run_sync(
-            lambda: decode_otlp_logs(
-                body,
-                team_id=project.id,
-                received_ns=received_ns,
-                max_decompressed_bytes=settings.max_decompressed_bytes,
-            )
-        )
+        table = await decode_request(services, body, project.id, received_ns)
     except PayloadTooLarge as exc:
         return _error(413, str(exc), code="payload_too_large", type_="invalid_request")
     except DecodeError as exc:

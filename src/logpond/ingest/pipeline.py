@@ -14,9 +14,17 @@ def decode_otlp_logs(body: bytes, *, team_id: int, received_ns: int, max_decompr
     return decode_log_table(data, team_id=team_id, now=received_ns)
 
 
-def arrow_to_bytes(table: pa.Table) -> bytes:
+def decode_otlp_logs_ipc(body: bytes, team_id: int, received_ns: int, max_decompressed_bytes: int) -> bytes:
+    """``decode_otlp_logs`` for a worker process: the rows come back as Arrow IPC (cheap to pickle and read)."""
+    table = decode_otlp_logs(
+        body, team_id=team_id, received_ns=received_ns, max_decompressed_bytes=max_decompressed_bytes
+    )
+    return arrow_to_bytes(table, compression=None)
+
+
+def arrow_to_bytes(table: pa.Table, compression: str | None = "lz4") -> bytes:
     sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, table.schema, options=pa.ipc.IpcWriteOptions(compression="lz4")) as writer:
+    with pa.ipc.new_stream(sink, table.schema, options=pa.ipc.IpcWriteOptions(compression=compression)) as writer:
         writer.write_table(table)
     return sink.getvalue().to_pybytes()  # type: ignore[no-any-return]
 
