@@ -8,9 +8,7 @@ PostHog URL work without redirects.
 from __future__ import annotations
 
 import logging
-import multiprocessing
 from collections.abc import AsyncIterator, Callable
-from concurrent.futures import ProcessPoolExecutor
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -78,11 +76,7 @@ def create_app(settings: Settings, *, services: Services | None = None, with_wri
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if settings.ingest_decode_processes > 0 and services.decode_pool is None:
-            # spawn, not fork: the server process already runs chDB's threads
-            services.decode_pool = ProcessPoolExecutor(
-                settings.ingest_decode_processes, mp_context=multiprocessing.get_context("spawn")
-            )
+        services.start_decode_pool()
         if with_writer and services.writer is None:
             services.writer = DurableWriter(
                 services.store,
@@ -98,9 +92,7 @@ def create_app(settings: Settings, *, services: Services | None = None, with_wri
         try:
             yield
         finally:
-            if services.decode_pool is not None:
-                services.decode_pool.shutdown(wait=True, cancel_futures=True)
-                services.decode_pool = None
+            services.stop_decode_pool()
             if services.writer is not None:
                 services.writer.stop()
                 services.writer = None

@@ -167,109 +167,228 @@ class _Service:
 
 _SERVICES: tuple[_Service, ...] = (
     _Service(
-        "api-gateway", "go", 18, "edge", "text", 6,
+        "api-gateway",
+        "go",
+        18,
+        "edge",
+        "text",
+        6,
         {"http": 0.80, "client": 0.10, "cache": 0.04, "generic": 0.06},
         upstreams=("checkout", "payments", "orders", "catalog", "search", "auth"),
-        cache_key=f"ratelimit:{_IP}", eu=True, severity={"warn": 0.13, "info": 0.793},
+        cache_key=f"ratelimit:{_IP}",
+        eu=True,
+        severity={"warn": 0.13, "info": 0.793},
     ),
     _Service(
-        "web-frontend", "node", 8, "web", "json", 4,
+        "web-frontend",
+        "node",
+        8,
+        "web",
+        "json",
+        4,
         {"http": 0.75, "client": 0.15, "generic": 0.10},
-        upstreams=("catalog", "cart", "user-profile", "recommendations", "search"), eu=True,
+        upstreams=("catalog", "cart", "user-profile", "recommendations", "search"),
+        eu=True,
     ),
     _Service(
-        "checkout", "java", 6, "shop", "text", 3,
+        "checkout",
+        "java",
+        6,
+        "shop",
+        "text",
+        3,
         {"http": 0.35, "db": 0.2, "client": 0.2, "queue_produce": 0.1, "cache": 0.05, "generic": 0.1},
         upstreams=("payments", "inventory", "pricing", "shipping", "fraud-detection"),
-        tables=("checkout_sessions", "orders"), produces=("checkout.completed",),
-        cache_key=f"checkout:session:{_REQ}", staging=True,
+        tables=("checkout_sessions", "orders"),
+        produces=("checkout.completed",),
+        cache_key=f"checkout:session:{_REQ}",
+        staging=True,
     ),
     _Service(
-        "payments", "java", 4, "payments", "text", 3,
+        "payments",
+        "java",
+        4,
+        "payments",
+        "text",
+        3,
         {"http": 0.3, "payments": 0.25, "db": 0.2, "client": 0.1, "queue_produce": 0.05, "generic": 0.1},
-        upstreams=("stripe-api", "adyen-api"), tables=("payments", "refunds", "ledger_entries"),
-        produces=("payments.settled",), staging=True,
+        upstreams=("stripe-api", "adyen-api"),
+        tables=("payments", "refunds", "ledger_entries"),
+        produces=("payments.settled",),
+        staging=True,
         severity={"info": 0.746, "warn": 0.15, "error": 0.08},
     ),
     _Service(
-        "auth", "go", 7, "identity", "text", 3,
+        "auth",
+        "go",
+        7,
+        "identity",
+        "text",
+        3,
         {"http": 0.3, "auth": 0.35, "cache": 0.15, "db": 0.1, "generic": 0.1},
-        tables=("users", "sessions", "api_keys"), cache_key=f"session:{_REQ}", staging=True,
+        tables=("users", "sessions", "api_keys"),
+        cache_key=f"session:{_REQ}",
+        staging=True,
     ),
     _Service(
-        "search", "python", 7, "search", "text", 4,
+        "search",
+        "python",
+        7,
+        "search",
+        "text",
+        4,
         {"http": 0.35, "search": 0.4, "cache": 0.1, "generic": 0.15},
-        cache_key=f"search:results:{_RID}", eu=True,
+        cache_key=f"search:results:{_RID}",
+        eu=True,
     ),
     _Service(
-        "catalog", "python", 6, "shop", "text", 3,
+        "catalog",
+        "python",
+        6,
+        "shop",
+        "text",
+        3,
         {"http": 0.4, "db": 0.3, "cache": 0.2, "generic": 0.1},
-        tables=("products", "categories", "product_images"), db_system="mysql",
-        cache_key=f"product:{_RID}", eu=True,
+        tables=("products", "categories", "product_images"),
+        db_system="mysql",
+        cache_key=f"product:{_RID}",
+        eu=True,
     ),
     _Service(
-        "inventory", "java", 4, "shop", "text", 2,
+        "inventory",
+        "java",
+        4,
+        "shop",
+        "text",
+        2,
         {"http": 0.25, "db": 0.3, "queue_consume": 0.2, "inventory": 0.15, "generic": 0.1},
-        tables=("stock_levels", "reservations"), consumes=("orders.created",),
+        tables=("stock_levels", "reservations"),
+        consumes=("orders.created",),
     ),
     _Service(
-        "orders", "python", 6, "shop", "text", 3,
+        "orders",
+        "python",
+        6,
+        "shop",
+        "text",
+        3,
         {"http": 0.35, "db": 0.3, "orders": 0.15, "queue_produce": 0.1, "generic": 0.1},
-        tables=("orders", "order_items", "order_events"), produces=("orders.created",), staging=True,
+        tables=("orders", "order_items", "order_events"),
+        produces=("orders.created",),
+        staging=True,
     ),
     _Service(
-        "cart", "node", 5, "shop", "json", 3,
+        "cart",
+        "node",
+        5,
+        "shop",
+        "json",
+        3,
         {"http": 0.4, "cache": 0.3, "cart": 0.2, "generic": 0.1},
         cache_key=f"cart:{_USER}",
     ),
     _Service(
-        "notifications", "python", 3, "messaging", "text", 2,
+        "notifications",
+        "python",
+        3,
+        "messaging",
+        "text",
+        2,
         {"queue_consume": 0.45, "email": 0.35, "generic": 0.2},
         consumes=("orders.created", "payments.settled", "shipments.updated"),
     ),
     _Service(
-        "email-worker", "python", 2, "messaging", "text", 2,
+        "email-worker",
+        "python",
+        2,
+        "messaging",
+        "text",
+        2,
         {"queue_consume": 0.4, "email": 0.45, "generic": 0.15},
         consumes=("emails.outbound",),
     ),
     _Service(
-        "recommendations", "python", 3, "ml", "json", 3,
+        "recommendations",
+        "python",
+        3,
+        "ml",
+        "json",
+        3,
         {"http": 0.3, "inference": 0.4, "cache": 0.15, "generic": 0.15},
         cache_key=f"recs:user:{_USER}",
     ),
     _Service(
-        "user-profile", "go", 4, "identity", "logfmt", 2,
+        "user-profile",
+        "go",
+        4,
+        "identity",
+        "logfmt",
+        2,
         {"http": 0.4, "db": 0.3, "cache": 0.2, "generic": 0.1},
-        tables=("profiles", "addresses"), cache_key=f"user:{_USER}:profile",
+        tables=("profiles", "addresses"),
+        cache_key=f"user:{_USER}:profile",
     ),
     _Service(
-        "shipping", "java", 2, "logistics", "text", 2,
+        "shipping",
+        "java",
+        2,
+        "logistics",
+        "text",
+        2,
         {"http": 0.3, "shipping": 0.25, "client": 0.25, "queue_produce": 0.1, "generic": 0.1},
-        upstreams=("ups-api", "fedex-api", "dhl-api"), produces=("shipments.updated",),
+        upstreams=("ups-api", "fedex-api", "dhl-api"),
+        produces=("shipments.updated",),
         severity={"info": 0.776, "warn": 0.13, "error": 0.07},
     ),
     _Service(
-        "pricing", "go", 3, "shop", "logfmt", 2,
+        "pricing",
+        "go",
+        3,
+        "shop",
+        "logfmt",
+        2,
         {"http": 0.45, "cache": 0.35, "db": 0.1, "generic": 0.1},
-        tables=("price_rules",), cache_key=f"price:SKU-{_RID}",
+        tables=("price_rules",),
+        cache_key=f"price:SKU-{_RID}",
     ),
     _Service(
-        "fraud-detection", "python", 2, "payments", "json", 2,
+        "fraud-detection",
+        "python",
+        2,
+        "payments",
+        "json",
+        2,
         {"http": 0.3, "fraud": 0.45, "db": 0.1, "generic": 0.15},
         tables=("risk_signals",),
     ),
     _Service(
-        "analytics-ingest", "go", 5, "data", "json", 4,
+        "analytics-ingest",
+        "go",
+        5,
+        "data",
+        "json",
+        4,
         {"http": 0.3, "batch": 0.4, "queue_produce": 0.2, "generic": 0.1},
-        produces=("events.raw",), severity={"debug": 0.03, "info": 0.789},
+        produces=("events.raw",),
+        severity={"debug": 0.03, "info": 0.789},
     ),
     _Service(
-        "scheduler", "python", 1, "platform", "text", 1,
+        "scheduler",
+        "python",
+        1,
+        "platform",
+        "text",
+        1,
         {"jobs": 0.7, "db": 0.15, "generic": 0.15},
         tables=("carts", "sessions", "exports"),
     ),
     _Service(
-        "image-resizer", "node", 2, "media", "json", 2,
+        "image-resizer",
+        "node",
+        2,
+        "media",
+        "json",
+        2,
         {"http": 0.5, "images": 0.35, "generic": 0.15},
     ),
 )
@@ -389,8 +508,13 @@ def _handler_name(language: str, method: str, route: str) -> str:
     nouns = [p for p in parts if not p.startswith("{")] or ["index"]
     noun = re.sub(r"[^a-z]", "_", nouns[-1].lower())
     has_param = route.endswith("}")
-    verb = {"GET": "get" if has_param else "list", "POST": "create", "PUT": "update", "PATCH": "update",
-            "DELETE": "delete"}[method]
+    verb = {
+        "GET": "get" if has_param else "list",
+        "POST": "create",
+        "PUT": "update",
+        "PATCH": "update",
+        "DELETE": "delete",
+    }[method]
     if has_param and noun.endswith("s"):
         noun = noun[:-1]
     if language == "python":
@@ -412,10 +536,23 @@ def _http_shapes(svc: _Service, rng: random.Random) -> list[_Shape]:
     for owner, method, route, ok, traffic in routes:
         if route == "/healthz":
             # Kubernetes probes: frequent but logged at debug by most services.
-            shapes.append(_Shape("debug", 0.02, f"GET /healthz 200 {_DUR}ms",
-                                 (("http.method", "GET"), ("http.route", "/healthz"),
-                                  ("http.status_code", "200"), ("duration_ms", _DUR),
-                                  ("client.address", "10.0.0.1")), msg="health check", trace=0.0, dur_ms=1))
+            shapes.append(
+                _Shape(
+                    "debug",
+                    0.02,
+                    f"GET /healthz 200 {_DUR}ms",
+                    (
+                        ("http.method", "GET"),
+                        ("http.route", "/healthz"),
+                        ("http.status_code", "200"),
+                        ("duration_ms", _DUR),
+                        ("client.address", "10.0.0.1"),
+                    ),
+                    msg="health check",
+                    trace=0.0,
+                    dur_ms=1,
+                )
+            )
             continue
         path = _concrete_path(route)
         func = _handler_name(svc.language, method, route)
@@ -431,17 +568,31 @@ def _http_shapes(svc: _Service, rng: random.Random) -> list[_Shape]:
                 text = f"Completed {method} {path} with status {status} in {_DUR}ms"
             else:
                 text = f"{method} {path} {status} {_DUR}ms"
-            attrs = [("http.method", method), ("http.route", route), ("http.status_code", str(status)),
-                     ("duration_ms", _DUR), ("request.id", _REQ)]
+            attrs = [
+                ("http.method", method),
+                ("http.route", route),
+                ("http.status_code", str(status)),
+                ("duration_ms", _DUR),
+                ("request.id", _REQ),
+            ]
             if route not in _ANONYMOUS_ROUTES:
                 attrs.append(("user.id", _USER))
             if gateway:
                 attrs += [("upstream.service", owner), ("client.address", _IP), ("user_agent.original", _UA)]
             else:
                 attrs += [("code.function", func), ("http.response.body.size", _SIZE)]
-            shapes.append(_Shape(_severity_for_status(status), traffic / total * share, text, tuple(attrs),
-                                 msg="request completed" if status < 500 else "request failed",
-                                 trace=0.8, dur_ms=dur, fields=(("path", path),)))
+            shapes.append(
+                _Shape(
+                    _severity_for_status(status),
+                    traffic / total * share,
+                    text,
+                    tuple(attrs),
+                    msg="request completed" if status < 500 else "request failed",
+                    trace=0.8,
+                    dur_ms=dur,
+                    fields=(("path", path),),
+                )
+            )
     return shapes
 
 
@@ -449,37 +600,72 @@ def _client_shapes(svc: _Service, rng: random.Random) -> list[_Shape]:
     shapes: list[_Shape] = []
     for upstream in svc.upstreams:
         external = upstream.endswith("-api")
-        host = (f"api.{upstream[:-4]}.com" if external
-                else f"{upstream}.{_namespace_of(upstream)}.svc.cluster.local")
+        host = f"api.{upstream[:-4]}.com" if external else f"{upstream}.{_namespace_of(upstream)}.svc.cluster.local"
         method = "POST" if upstream in ("payments", "stripe-api", "adyen-api", "fraud-detection") else "GET"
-        base = (("peer.service", upstream), ("server.address", host), ("http.method", method),
-                ("request.id", _REQ))
+        base = (("peer.service", upstream), ("server.address", host), ("http.method", method), ("request.id", _REQ))
         ip = f"10.0.{rng.randint(1, 40)}.{rng.randint(2, 250)}"
         w = 1.0 / len(svc.upstreams)
         median = 180.0 if external else 25.0
         shapes += [
-            _Shape("info", w * 0.93, f"{upstream} responded 200 in {_DUR}ms",
-                   (*base, ("http.status_code", "200"), ("duration_ms", _DUR)),
-                   msg="upstream call completed", trace=0.9, dur_ms=median),
-            _Shape("debug", w * 0.02, f"calling {upstream} {method} https://{host}/",
-                   (*base, ("user.id", _USER)), msg="upstream call started", trace=0.9),
-            _Shape("warn", w * 0.03,
-                   f"retrying call to {upstream} (attempt 2/3) after 503 Service Unavailable",
-                   (*base, ("retry.attempt", "2"), ("http.status_code", "503"), ("duration_ms", _DUR)),
-                   msg="retrying upstream call", trace=0.9, dur_ms=median * 3),
-            _Shape("warn", w * 0.002, f"circuit breaker half-open for {upstream}, allowing trial request",
-                   (*base, ("circuit.state", "half-open")), msg="circuit breaker half-open", trace=0.2),
-            _Shape("error", w * 0.012, f"upstream timeout after 30s calling {upstream}",
-                   (*base, ("error.type", "timeout"), ("duration_ms", _DUR)),
-                   msg="upstream timeout", trace=0.9, dur_ms=30000),
-            _Shape("error", w * 0.004, f"connection refused: dial tcp {ip}:8080: connect: connection refused "
-                   f"(calling {upstream})", (*base, ("error.type", "connection_refused"),
-                                             ("server.port", "8080")),
-                   msg="upstream connection failed", trace=0.9),
-            _Shape("error", w * 0.001,
-                   f"circuit breaker open for {upstream}: 52% of calls failed in the last 60s",
-                   (*base, ("circuit.state", "open"), ("error.type", "circuit_open")),
-                   msg="circuit breaker opened", trace=0.1),
+            _Shape(
+                "info",
+                w * 0.93,
+                f"{upstream} responded 200 in {_DUR}ms",
+                (*base, ("http.status_code", "200"), ("duration_ms", _DUR)),
+                msg="upstream call completed",
+                trace=0.9,
+                dur_ms=median,
+            ),
+            _Shape(
+                "debug",
+                w * 0.02,
+                f"calling {upstream} {method} https://{host}/",
+                (*base, ("user.id", _USER)),
+                msg="upstream call started",
+                trace=0.9,
+            ),
+            _Shape(
+                "warn",
+                w * 0.03,
+                f"retrying call to {upstream} (attempt 2/3) after 503 Service Unavailable",
+                (*base, ("retry.attempt", "2"), ("http.status_code", "503"), ("duration_ms", _DUR)),
+                msg="retrying upstream call",
+                trace=0.9,
+                dur_ms=median * 3,
+            ),
+            _Shape(
+                "warn",
+                w * 0.002,
+                f"circuit breaker half-open for {upstream}, allowing trial request",
+                (*base, ("circuit.state", "half-open")),
+                msg="circuit breaker half-open",
+                trace=0.2,
+            ),
+            _Shape(
+                "error",
+                w * 0.012,
+                f"upstream timeout after 30s calling {upstream}",
+                (*base, ("error.type", "timeout"), ("duration_ms", _DUR)),
+                msg="upstream timeout",
+                trace=0.9,
+                dur_ms=30000,
+            ),
+            _Shape(
+                "error",
+                w * 0.004,
+                f"connection refused: dial tcp {ip}:8080: connect: connection refused (calling {upstream})",
+                (*base, ("error.type", "connection_refused"), ("server.port", "8080")),
+                msg="upstream connection failed",
+                trace=0.9,
+            ),
+            _Shape(
+                "error",
+                w * 0.001,
+                f"circuit breaker open for {upstream}: 52% of calls failed in the last 60s",
+                (*base, ("circuit.state", "open"), ("error.type", "circuit_open")),
+                msg="circuit breaker opened",
+                trace=0.1,
+            ),
         ]
     return shapes
 
@@ -520,66 +706,184 @@ def _db_shapes(svc: _Service, rng: random.Random) -> list[_Shape]:
         repo = _camel(singular.split("_")) + "Repository"
         queries = [
             ("SELECT", f"SELECT {cols} FROM {table} WHERE id = {placeholder}", 0.45, 2.0, "find_by_id", True),
-            ("SELECT", f"SELECT {cols} FROM {table} WHERE {first_col} = {placeholder} "
-                       f"ORDER BY id DESC LIMIT 50", 0.25, 6.0, f"find_by_{first_col}", True),
+            (
+                "SELECT",
+                f"SELECT {cols} FROM {table} WHERE {first_col} = {placeholder} ORDER BY id DESC LIMIT 50",
+                0.25,
+                6.0,
+                f"find_by_{first_col}",
+                True,
+            ),
             ("INSERT", f"INSERT INTO {table} ({cols}) VALUES ({placeholder}, …)", 0.15, 4.0, "insert", False),
-            ("UPDATE", f"UPDATE {table} SET {cols.split(', ')[-1]} = {placeholder} WHERE id = "
-                       f"{'?' if svc.db_system == 'mysql' else '$2'}", 0.15, 5.0, "update", False),
+            (
+                "UPDATE",
+                f"UPDATE {table} SET {cols.split(', ')[-1]} = {placeholder} WHERE id = "
+                f"{'?' if svc.db_system == 'mysql' else '$2'}",
+                0.15,
+                5.0,
+                "update",
+                False,
+            ),
         ]
         for op, sql, share, median, func, returns_rows in queries:
-            attrs = [("db.system", svc.db_system), ("db.name", svc.name.replace("-", "_")),
-                     ("db.operation", op), ("db.sql.table", table), ("duration_ms", _DUR),
-                     ("code.function", f"{repo}.{func}")]
+            attrs = [
+                ("db.system", svc.db_system),
+                ("db.name", svc.name.replace("-", "_")),
+                ("db.operation", op),
+                ("db.sql.table", table),
+                ("duration_ms", _DUR),
+                ("code.function", f"{repo}.{func}"),
+            ]
             if returns_rows:
                 attrs.append(("db.rows", _ROWS))
             attrs.append(("request.id", _REQ))
             suffix = f" (rows={_ROWS})" if returns_rows else ""
-            shapes.append(_Shape("info", w * share * 0.95, f"{sql} took {_DUR}ms{suffix}", tuple(attrs),
-                                 msg="query executed", trace=0.7, dur_ms=median))
-            shapes.append(_Shape("debug", w * share * 0.02, f"executing {op} on {table}: {sql}",
-                                 tuple(attrs[:4]) + (("code.function", f"{repo}.{func}"),),
-                                 msg="executing query", trace=0.7))
-            shapes.append(_Shape("warn", w * share * 0.02, f"slow query ({_DUR}ms > 500ms): {sql}",
-                                 tuple(attrs), msg="slow query", trace=0.7, dur_ms=1400))
-        base = (("db.system", svc.db_system), ("db.name", svc.name.replace("-", "_")),
-                ("db.sql.table", table), ("code.function", f"{repo}.update"), ("request.id", _REQ))
+            shapes.append(
+                _Shape(
+                    "info",
+                    w * share * 0.95,
+                    f"{sql} took {_DUR}ms{suffix}",
+                    tuple(attrs),
+                    msg="query executed",
+                    trace=0.7,
+                    dur_ms=median,
+                )
+            )
+            shapes.append(
+                _Shape(
+                    "debug",
+                    w * share * 0.02,
+                    f"executing {op} on {table}: {sql}",
+                    tuple(attrs[:4]) + (("code.function", f"{repo}.{func}"),),
+                    msg="executing query",
+                    trace=0.7,
+                )
+            )
+            shapes.append(
+                _Shape(
+                    "warn",
+                    w * share * 0.02,
+                    f"slow query ({_DUR}ms > 500ms): {sql}",
+                    tuple(attrs),
+                    msg="slow query",
+                    trace=0.7,
+                    dur_ms=1400,
+                )
+            )
+        base = (
+            ("db.system", svc.db_system),
+            ("db.name", svc.name.replace("-", "_")),
+            ("db.sql.table", table),
+            ("code.function", f"{repo}.update"),
+            ("request.id", _REQ),
+        )
         if svc.db_system == "mysql":
-            errors = ["Deadlock found when trying to get lock; try restarting transaction",
-                      "Lock wait timeout exceeded; try restarting transaction"]
+            errors = [
+                "Deadlock found when trying to get lock; try restarting transaction",
+                "Lock wait timeout exceeded; try restarting transaction",
+            ]
         else:
-            errors = ["deadlock detected", "canceling statement due to statement timeout",
-                      "could not serialize access due to concurrent update"]
+            errors = [
+                "deadlock detected",
+                "canceling statement due to statement timeout",
+                "could not serialize access due to concurrent update",
+            ]
         for message in errors:
-            shapes.append(_Shape("error", w * 0.003, f"query on {table} failed: {message}",
-                                 (*base, ("error.type", "database_error"), ("duration_ms", _DUR)),
-                                 msg="query failed", trace=0.7, dur_ms=800))
-    shapes.append(_Shape("error", 0.002, "could not obtain a database connection from the pool within 30s "
-                         "(active=20, idle=0, waiting=14)",
-                         (("db.system", svc.db_system), ("db.name", svc.name.replace("-", "_")),
-                          ("error.type", "pool_timeout"), ("pool.active", "20"), ("pool.waiting", "14")),
-                         msg="connection pool exhausted", trace=0.3))
+            shapes.append(
+                _Shape(
+                    "error",
+                    w * 0.003,
+                    f"query on {table} failed: {message}",
+                    (*base, ("error.type", "database_error"), ("duration_ms", _DUR)),
+                    msg="query failed",
+                    trace=0.7,
+                    dur_ms=800,
+                )
+            )
+    shapes.append(
+        _Shape(
+            "error",
+            0.002,
+            "could not obtain a database connection from the pool within 30s (active=20, idle=0, waiting=14)",
+            (
+                ("db.system", svc.db_system),
+                ("db.name", svc.name.replace("-", "_")),
+                ("error.type", "pool_timeout"),
+                ("pool.active", "20"),
+                ("pool.waiting", "14"),
+            ),
+            msg="connection pool exhausted",
+            trace=0.3,
+        )
+    )
     return shapes
 
 
 def _cache_shapes(svc: _Service, rng: random.Random) -> list[_Shape]:
     key = svc.cache_key
     prefix = key.split(":")[0]
-    base = (("db.system", "redis"), ("cache.key_prefix", prefix), ("duration_ms", _DUR),
-            ("server.address", f"redis-master.{svc.namespace}.svc.cluster.local"), ("request.id", _REQ))
+    base = (
+        ("db.system", "redis"),
+        ("cache.key_prefix", prefix),
+        ("duration_ms", _DUR),
+        ("server.address", f"redis-master.{svc.namespace}.svc.cluster.local"),
+        ("request.id", _REQ),
+    )
     return [
-        _Shape("info", 0.55, f"cache hit key={key} ({_DUR}ms)", (*base, ("cache.hit", "true")),
-               msg="cache hit", trace=0.6, dur_ms=0.6),
-        _Shape("debug", 0.05, f"cache hit key={key} ({_DUR}ms)", (*base, ("cache.hit", "true")),
-               msg="cache hit", trace=0.6, dur_ms=0.6),
-        _Shape("info", 0.3, f"cache miss key={key}, loading from source", (*base, ("cache.hit", "false")),
-               msg="cache miss", trace=0.6, dur_ms=0.8),
-        _Shape("info", 0.08, f"cache set key={key} ttl=300s ({_SIZE} bytes)",
-               (*base, ("cache.ttl_s", "300"), ("cache.hit", "false")), msg="cache set", trace=0.6,
-               dur_ms=0.7),
-        _Shape("warn", 0.01, f"cache get timed out after 100ms key={key}, falling back to source",
-               (*base, ("error.type", "timeout")), msg="cache timeout", trace=0.6, dur_ms=100),
-        _Shape("error", 0.002, "redis: connection pool timeout (pool size 50, waited 1s)",
-               (*base, ("error.type", "pool_timeout")), msg="cache unavailable", trace=0.6, dur_ms=1000),
+        _Shape(
+            "info",
+            0.55,
+            f"cache hit key={key} ({_DUR}ms)",
+            (*base, ("cache.hit", "true")),
+            msg="cache hit",
+            trace=0.6,
+            dur_ms=0.6,
+        ),
+        _Shape(
+            "debug",
+            0.05,
+            f"cache hit key={key} ({_DUR}ms)",
+            (*base, ("cache.hit", "true")),
+            msg="cache hit",
+            trace=0.6,
+            dur_ms=0.6,
+        ),
+        _Shape(
+            "info",
+            0.3,
+            f"cache miss key={key}, loading from source",
+            (*base, ("cache.hit", "false")),
+            msg="cache miss",
+            trace=0.6,
+            dur_ms=0.8,
+        ),
+        _Shape(
+            "info",
+            0.08,
+            f"cache set key={key} ttl=300s ({_SIZE} bytes)",
+            (*base, ("cache.ttl_s", "300"), ("cache.hit", "false")),
+            msg="cache set",
+            trace=0.6,
+            dur_ms=0.7,
+        ),
+        _Shape(
+            "warn",
+            0.01,
+            f"cache get timed out after 100ms key={key}, falling back to source",
+            (*base, ("error.type", "timeout")),
+            msg="cache timeout",
+            trace=0.6,
+            dur_ms=100,
+        ),
+        _Shape(
+            "error",
+            0.002,
+            "redis: connection pool timeout (pool size 50, waited 1s)",
+            (*base, ("error.type", "pool_timeout")),
+            msg="cache unavailable",
+            trace=0.6,
+            dur_ms=1000,
+        ),
     ]
 
 
@@ -589,30 +893,64 @@ def _queue_consume_shapes(svc: _Service, rng: random.Random) -> list[_Shape]:
     for topic in svc.consumes:
         w = 1.0 / len(svc.consumes) / 6
         for partition in range(6):
-            base = (("messaging.system", "kafka"), ("messaging.destination", topic),
-                    ("messaging.kafka.partition", str(partition)), ("messaging.kafka.offset", _OFFSET),
-                    ("messaging.consumer.group", group))
+            base = (
+                ("messaging.system", "kafka"),
+                ("messaging.destination", topic),
+                ("messaging.kafka.partition", str(partition)),
+                ("messaging.kafka.offset", _OFFSET),
+                ("messaging.consumer.group", group),
+            )
             where = f"{topic} partition={partition} offset={_OFFSET}"
             shapes += [
-                _Shape("info", w * 0.9, f"consumed message from {where} in {_DUR}ms",
-                       (*base, ("duration_ms", _DUR), ("messaging.message.id", _REQ)),
-                       msg="message consumed", trace=0.5, dur_ms=12),
-                _Shape("debug", w * 0.02,
-                       f"committed offset {_OFFSET} for {topic}[{partition}] group={group}",
-                       base, msg="offset committed", trace=0.0),
-                _Shape("warn", w * 0.01, f"consumer lag {_ROWS}200 messages on {topic} partition {partition}",
-                       (*base, ("messaging.lag", _ROWS)), msg="consumer lagging", trace=0.0),
-                _Shape("error", w * 0.006, f"failed to process message from {where}: payload missing field "
-                       f"'order_id'; sending to {topic}.dlq", (*base, ("error.type", "invalid_payload"),
-                                                               ("messaging.message.id", _REQ)),
-                       msg="message processing failed", trace=0.5),
+                _Shape(
+                    "info",
+                    w * 0.9,
+                    f"consumed message from {where} in {_DUR}ms",
+                    (*base, ("duration_ms", _DUR), ("messaging.message.id", _REQ)),
+                    msg="message consumed",
+                    trace=0.5,
+                    dur_ms=12,
+                ),
+                _Shape(
+                    "debug",
+                    w * 0.02,
+                    f"committed offset {_OFFSET} for {topic}[{partition}] group={group}",
+                    base,
+                    msg="offset committed",
+                    trace=0.0,
+                ),
+                _Shape(
+                    "warn",
+                    w * 0.01,
+                    f"consumer lag {_ROWS}200 messages on {topic} partition {partition}",
+                    (*base, ("messaging.lag", _ROWS)),
+                    msg="consumer lagging",
+                    trace=0.0,
+                ),
+                _Shape(
+                    "error",
+                    w * 0.006,
+                    f"failed to process message from {where}: payload missing field 'order_id'; sending to {topic}.dlq",
+                    (*base, ("error.type", "invalid_payload"), ("messaging.message.id", _REQ)),
+                    msg="message processing failed",
+                    trace=0.5,
+                ),
             ]
-        shapes.append(_Shape("warn", 0.001, f"rebalance in progress for group {group}: revoked partitions "
-                             f"[0, 1, 2] of {topic}", (("messaging.system", "kafka"),
-                                                        ("messaging.destination", topic),
-                                                        ("messaging.consumer.group", group),
-                                                        ("code.function", "Consumer.on_revoke")),
-                             msg="consumer group rebalance", trace=0.0))
+        shapes.append(
+            _Shape(
+                "warn",
+                0.001,
+                f"rebalance in progress for group {group}: revoked partitions [0, 1, 2] of {topic}",
+                (
+                    ("messaging.system", "kafka"),
+                    ("messaging.destination", topic),
+                    ("messaging.consumer.group", group),
+                    ("code.function", "Consumer.on_revoke"),
+                ),
+                msg="consumer group rebalance",
+                trace=0.0,
+            )
+        )
     return shapes
 
 
@@ -621,54 +959,131 @@ def _queue_produce_shapes(svc: _Service, rng: random.Random) -> list[_Shape]:
     for topic in svc.produces:
         w = 1.0 / len(svc.produces) / 6
         for partition in range(6):
-            base = (("messaging.system", "kafka"), ("messaging.destination", topic),
-                    ("messaging.kafka.partition", str(partition)), ("messaging.operation", "publish"),
-                    ("messaging.message.id", _REQ), ("duration_ms", _DUR))
-            shapes.append(_Shape("info", w * 0.99, f"published message to {topic} partition={partition} "
-                                 f"in {_DUR}ms ({_SIZE} bytes)",
-                                 (*base, ("messaging.message.body.size", _SIZE)),
-                                 msg="message published", trace=0.6, dur_ms=4))
-            shapes.append(_Shape("error", w * 0.006, f"failed to publish to {topic}: kafka server: Request "
-                                 "timed out (NOT_ENOUGH_REPLICAS)", (*base, ("error.type", "kafka_timeout")),
-                                 msg="publish failed", trace=0.6, dur_ms=30000))
+            base = (
+                ("messaging.system", "kafka"),
+                ("messaging.destination", topic),
+                ("messaging.kafka.partition", str(partition)),
+                ("messaging.operation", "publish"),
+                ("messaging.message.id", _REQ),
+                ("duration_ms", _DUR),
+            )
+            shapes.append(
+                _Shape(
+                    "info",
+                    w * 0.99,
+                    f"published message to {topic} partition={partition} in {_DUR}ms ({_SIZE} bytes)",
+                    (*base, ("messaging.message.body.size", _SIZE)),
+                    msg="message published",
+                    trace=0.6,
+                    dur_ms=4,
+                )
+            )
+            shapes.append(
+                _Shape(
+                    "error",
+                    w * 0.006,
+                    f"failed to publish to {topic}: kafka server: Request timed out (NOT_ENOUGH_REPLICAS)",
+                    (*base, ("error.type", "kafka_timeout")),
+                    msg="publish failed",
+                    trace=0.6,
+                    dur_ms=30000,
+                )
+            )
     return shapes
 
 
 def _auth_shapes(svc: _Service, rng: random.Random) -> list[_Shape]:
     ctx = (("user.id", _USER), ("client.address", _IP), ("user_agent.original", _UA), ("request.id", _REQ))
     shapes: list[_Shape] = []
-    for method, share in (("password", 0.55), ("google", 0.25), ("github", 0.08), ("saml", 0.07),
-                          ("passkey", 0.05)):
-        shapes.append(_Shape("info", 0.3 * share, f"login succeeded for user {_USER} via {method} from {_IP}",
-                             (*ctx, ("auth.method", method), ("code.function", "auth.Login")),
-                             msg="login succeeded", trace=0.7, event="user_logged_in"))
+    for method, share in (("password", 0.55), ("google", 0.25), ("github", 0.08), ("saml", 0.07), ("passkey", 0.05)):
+        shapes.append(
+            _Shape(
+                "info",
+                0.3 * share,
+                f"login succeeded for user {_USER} via {method} from {_IP}",
+                (*ctx, ("auth.method", method), ("code.function", "auth.Login")),
+                msg="login succeeded",
+                trace=0.7,
+                event="user_logged_in",
+            )
+        )
     for attempt in range(1, 5):
-        shapes.append(_Shape("warn", 0.05 / attempt, f"login failed for user {_USER}: invalid password "
-                             f"(attempt {attempt} of 5)", (*ctx, ("auth.method", "password"),
-                                                             ("auth.attempt", str(attempt)),
-                                                             ("code.function", "auth.Login")),
-                             msg="login failed", trace=0.7, event="user_login_failed"))
+        shapes.append(
+            _Shape(
+                "warn",
+                0.05 / attempt,
+                f"login failed for user {_USER}: invalid password (attempt {attempt} of 5)",
+                (*ctx, ("auth.method", "password"), ("auth.attempt", str(attempt)), ("code.function", "auth.Login")),
+                msg="login failed",
+                trace=0.7,
+                event="user_login_failed",
+            )
+        )
     shapes += [
-        _Shape("warn", 0.004, f"account locked for user {_USER} after 5 failed attempts from {_IP}",
-               (*ctx, ("auth.method", "password"), ("code.function", "auth.lockAccount")),
-               msg="account locked", trace=0.7, event="user_account_locked"),
-        _Shape("info", 0.35, f"access token refreshed for user {_USER} (expires in 3600s)",
-               (*ctx, ("auth.token_type", "access"), ("code.function", "auth.RefreshToken")),
-               msg="token refreshed", trace=0.7),
-        _Shape("info", 0.08, f"user {_USER} logged out", (*ctx, ("code.function", "auth.Logout")),
-               msg="logged out", trace=0.7, event="user_logged_out"),
-        _Shape("info", 0.02, f"MFA challenge sent to user {_USER} via totp",
-               (*ctx, ("auth.mfa", "totp"), ("code.function", "auth.Challenge")), msg="mfa challenge",
-               trace=0.7),
-        _Shape("debug", 0.05, f"session {_REQ} validated for user {_USER}",
-               (*ctx, ("code.function", "auth.ValidateSession")), msg="session validated", trace=0.7),
-        _Shape("warn", 0.03, "JWT validation failed: token is expired by 2m13s",
-               (*ctx, ("error.type", "token_expired"), ("code.function", "auth.ValidateToken")),
-               msg="jwt validation failed", trace=0.7),
-        _Shape("error", 0.003, "failed to fetch JWKS from https://login.acme.io/.well-known/jwks.json: "
-               "context deadline exceeded", (("error.type", "timeout"), ("server.address", "login.acme.io"),
-                                             ("code.function", "auth.refreshJWKS"), ("duration_ms", _DUR)),
-               msg="jwks refresh failed", trace=0.1, dur_ms=5000),
+        _Shape(
+            "warn",
+            0.004,
+            f"account locked for user {_USER} after 5 failed attempts from {_IP}",
+            (*ctx, ("auth.method", "password"), ("code.function", "auth.lockAccount")),
+            msg="account locked",
+            trace=0.7,
+            event="user_account_locked",
+        ),
+        _Shape(
+            "info",
+            0.35,
+            f"access token refreshed for user {_USER} (expires in 3600s)",
+            (*ctx, ("auth.token_type", "access"), ("code.function", "auth.RefreshToken")),
+            msg="token refreshed",
+            trace=0.7,
+        ),
+        _Shape(
+            "info",
+            0.08,
+            f"user {_USER} logged out",
+            (*ctx, ("code.function", "auth.Logout")),
+            msg="logged out",
+            trace=0.7,
+            event="user_logged_out",
+        ),
+        _Shape(
+            "info",
+            0.02,
+            f"MFA challenge sent to user {_USER} via totp",
+            (*ctx, ("auth.mfa", "totp"), ("code.function", "auth.Challenge")),
+            msg="mfa challenge",
+            trace=0.7,
+        ),
+        _Shape(
+            "debug",
+            0.05,
+            f"session {_REQ} validated for user {_USER}",
+            (*ctx, ("code.function", "auth.ValidateSession")),
+            msg="session validated",
+            trace=0.7,
+        ),
+        _Shape(
+            "warn",
+            0.03,
+            "JWT validation failed: token is expired by 2m13s",
+            (*ctx, ("error.type", "token_expired"), ("code.function", "auth.ValidateToken")),
+            msg="jwt validation failed",
+            trace=0.7,
+        ),
+        _Shape(
+            "error",
+            0.003,
+            "failed to fetch JWKS from https://login.acme.io/.well-known/jwks.json: context deadline exceeded",
+            (
+                ("error.type", "timeout"),
+                ("server.address", "login.acme.io"),
+                ("code.function", "auth.refreshJWKS"),
+                ("duration_ms", _DUR),
+            ),
+            msg="jwks refresh failed",
+            trace=0.1,
+            dur_ms=5000,
+        ),
     ]
     return shapes
 
@@ -676,129 +1091,339 @@ def _auth_shapes(svc: _Service, rng: random.Random) -> list[_Shape]:
 def _payments_shapes(svc: _Service, rng: random.Random) -> list[_Shape]:
     shapes: list[_Shape] = []
     for provider, share in (("stripe", 0.8), ("adyen", 0.2)):
-        base = (("payment.provider", provider), ("payment.currency", "USD"), ("payment.amount", _AMOUNT),
-                ("user.id", _USER), ("payment.id", _RID), ("request.id", _REQ))
+        base = (
+            ("payment.provider", provider),
+            ("payment.currency", "USD"),
+            ("payment.amount", _AMOUNT),
+            ("user.id", _USER),
+            ("payment.id", _RID),
+            ("request.id", _REQ),
+        )
         shapes += [
-            _Shape("info", share * 0.6, f"charge succeeded payment_id=pay_{_RID} amount={_AMOUNT} USD "
-                   f"provider={provider} in {_DUR}ms", (*base, ("duration_ms", _DUR),
-                                                         ("code.function", "PaymentService.charge")),
-                   msg="charge succeeded", trace=0.8, dur_ms=350, event="payment_captured"),
-            _Shape("info", share * 0.03, f"refund processed payment_id=pay_{_RID} amount={_AMOUNT} USD",
-                   (*base, ("code.function", "RefundService.refund")), msg="refund processed", trace=0.8),
-            _Shape("info", share * 0.15, f"received {provider} webhook charge.succeeded for pay_{_RID}",
-                   (*base, ("webhook.event", "charge.succeeded"),
-                    ("code.function", "WebhookController.handle")),
-                   msg="webhook received", trace=0.3),
-            _Shape("warn", share * 0.02, f"3DS authentication required for payment pay_{_RID}",
-                   (*base, ("code.function", "PaymentService.charge")), msg="3ds required", trace=0.8),
-            _Shape("error", share * 0.008, f"{provider} API error: 502 Bad Gateway (request_id=req_{_REQ})",
-                   (*base, ("error.type", "provider_error"), ("http.status_code", "502"),
-                    ("code.function", "ProviderClient.post")), msg="provider error", trace=0.8),
+            _Shape(
+                "info",
+                share * 0.6,
+                f"charge succeeded payment_id=pay_{_RID} amount={_AMOUNT} USD provider={provider} in {_DUR}ms",
+                (*base, ("duration_ms", _DUR), ("code.function", "PaymentService.charge")),
+                msg="charge succeeded",
+                trace=0.8,
+                dur_ms=350,
+                event="payment_captured",
+            ),
+            _Shape(
+                "info",
+                share * 0.03,
+                f"refund processed payment_id=pay_{_RID} amount={_AMOUNT} USD",
+                (*base, ("code.function", "RefundService.refund")),
+                msg="refund processed",
+                trace=0.8,
+            ),
+            _Shape(
+                "info",
+                share * 0.15,
+                f"received {provider} webhook charge.succeeded for pay_{_RID}",
+                (*base, ("webhook.event", "charge.succeeded"), ("code.function", "WebhookController.handle")),
+                msg="webhook received",
+                trace=0.3,
+            ),
+            _Shape(
+                "warn",
+                share * 0.02,
+                f"3DS authentication required for payment pay_{_RID}",
+                (*base, ("code.function", "PaymentService.charge")),
+                msg="3ds required",
+                trace=0.8,
+            ),
+            _Shape(
+                "error",
+                share * 0.008,
+                f"{provider} API error: 502 Bad Gateway (request_id=req_{_REQ})",
+                (
+                    *base,
+                    ("error.type", "provider_error"),
+                    ("http.status_code", "502"),
+                    ("code.function", "ProviderClient.post"),
+                ),
+                msg="provider error",
+                trace=0.8,
+            ),
         ]
-        for code, code_share in (("insufficient_funds", 0.5), ("card_declined", 0.3), ("expired_card", 0.1),
-                                 ("incorrect_cvc", 0.1)):
-            shapes.append(_Shape("warn", share * 0.05 * code_share, f"card declined for user {_USER}: {code} "
-                                 f"(payment_id=pay_{_RID})", (*base, ("payment.decline_code", code),
-                                                              ("code.function", "PaymentService.charge")),
-                                 msg="card declined", trace=0.8, event="payment_declined"))
+        for code, code_share in (
+            ("insufficient_funds", 0.5),
+            ("card_declined", 0.3),
+            ("expired_card", 0.1),
+            ("incorrect_cvc", 0.1),
+        ):
+            shapes.append(
+                _Shape(
+                    "warn",
+                    share * 0.05 * code_share,
+                    f"card declined for user {_USER}: {code} (payment_id=pay_{_RID})",
+                    (*base, ("payment.decline_code", code), ("code.function", "PaymentService.charge")),
+                    msg="card declined",
+                    trace=0.8,
+                    event="payment_declined",
+                )
+            )
     return shapes
 
 
-_SEARCH_QUERIES = ("running shoes", "wireless headphones", "coffee grinder", "yoga mat", "usb-c cable",
-                   "rain jacket", "standing desk", "mechanical keyboard", "water bottle", "kids backpack",
-                   "air fryer", "sunglasses", "phone case", "bluetooth speaker", "office chair",
-                   "hiking boots", "gift card", "desk lamp", "tent", "protein powder")
+_SEARCH_QUERIES = (
+    "running shoes",
+    "wireless headphones",
+    "coffee grinder",
+    "yoga mat",
+    "usb-c cable",
+    "rain jacket",
+    "standing desk",
+    "mechanical keyboard",
+    "water bottle",
+    "kids backpack",
+    "air fryer",
+    "sunglasses",
+    "phone case",
+    "bluetooth speaker",
+    "office chair",
+    "hiking boots",
+    "gift card",
+    "desk lamp",
+    "tent",
+    "protein powder",
+)
 
 
 def _search_shapes(svc: _Service, rng: random.Random) -> list[_Shape]:
     shapes: list[_Shape] = []
     for rank, query in enumerate(_SEARCH_QUERIES):
         w = 1.0 / (rank + 2)  # a few queries dominate, like real search traffic
-        base = (("search.query", query), ("db.system", "elasticsearch"), ("db.operation", "search"),
-                ("search.index", "products-v7"), ("user.id", _USER), ("request.id", _REQ))
-        shapes.append(_Shape("info", w, f'search query="{query}" returned {_ROWS} hits in {_DUR}ms',
-                             (*base, ("search.hits", _ROWS), ("duration_ms", _DUR)),
-                             msg="search executed", trace=0.7, dur_ms=35))
-        shapes.append(_Shape("warn", w * 0.01, f'search query="{query}" took {_DUR}ms (> 1000ms)',
-                             (*base, ("duration_ms", _DUR)), msg="slow search", trace=0.7, dur_ms=1600))
+        base = (
+            ("search.query", query),
+            ("db.system", "elasticsearch"),
+            ("db.operation", "search"),
+            ("search.index", "products-v7"),
+            ("user.id", _USER),
+            ("request.id", _REQ),
+        )
+        shapes.append(
+            _Shape(
+                "info",
+                w,
+                f'search query="{query}" returned {_ROWS} hits in {_DUR}ms',
+                (*base, ("search.hits", _ROWS), ("duration_ms", _DUR)),
+                msg="search executed",
+                trace=0.7,
+                dur_ms=35,
+            )
+        )
+        shapes.append(
+            _Shape(
+                "warn",
+                w * 0.01,
+                f'search query="{query}" took {_DUR}ms (> 1000ms)',
+                (*base, ("duration_ms", _DUR)),
+                msg="slow search",
+                trace=0.7,
+                dur_ms=1600,
+            )
+        )
     shapes += [
-        _Shape("info", 0.1, f'search query="{_RID}" returned 0 hits in {_DUR}ms',
-               (("search.query", _RID), ("search.hits", "0"), ("duration_ms", _DUR), ("user.id", _USER),
-                ("db.system", "elasticsearch")), msg="search executed", trace=0.7, dur_ms=12),
-        _Shape("error", 0.01, "elasticsearch request failed: circuit_breaking_exception: [parent] Data too "
-               "large, data for [<http_request>] would be larger than limit of [4080218931/3.7gb]",
-               (("db.system", "elasticsearch"), ("search.index", "products-v7"), ("error.type",
-                                                                                   "circuit_breaking_exception"),
-                ("http.status_code", "429"), ("request.id", _REQ)), msg="search backend error", trace=0.7),
-        _Shape("debug", 0.02, f"refreshing synonyms for index products-v7 ({_ROWS} entries)",
-               (("search.index", "products-v7"), ("db.system", "elasticsearch"), ("code.function",
-                                                                                   "synonyms.refresh")),
-               msg="synonyms refreshed", trace=0.0),
+        _Shape(
+            "info",
+            0.1,
+            f'search query="{_RID}" returned 0 hits in {_DUR}ms',
+            (
+                ("search.query", _RID),
+                ("search.hits", "0"),
+                ("duration_ms", _DUR),
+                ("user.id", _USER),
+                ("db.system", "elasticsearch"),
+            ),
+            msg="search executed",
+            trace=0.7,
+            dur_ms=12,
+        ),
+        _Shape(
+            "error",
+            0.01,
+            "elasticsearch request failed: circuit_breaking_exception: [parent] Data too "
+            "large, data for [<http_request>] would be larger than limit of [4080218931/3.7gb]",
+            (
+                ("db.system", "elasticsearch"),
+                ("search.index", "products-v7"),
+                ("error.type", "circuit_breaking_exception"),
+                ("http.status_code", "429"),
+                ("request.id", _REQ),
+            ),
+            msg="search backend error",
+            trace=0.7,
+        ),
+        _Shape(
+            "debug",
+            0.02,
+            f"refreshing synonyms for index products-v7 ({_ROWS} entries)",
+            (("search.index", "products-v7"), ("db.system", "elasticsearch"), ("code.function", "synonyms.refresh")),
+            msg="synonyms refreshed",
+            trace=0.0,
+        ),
     ]
     return shapes
 
 
 def _email_shapes(svc: _Service, rng: random.Random) -> list[_Shape]:
     shapes: list[_Shape] = []
-    templates = (("order_confirmation", 0.4), ("shipping_update", 0.25), ("password_reset", 0.08),
-                 ("weekly_digest", 0.15), ("cart_reminder", 0.12))
+    templates = (
+        ("order_confirmation", 0.4),
+        ("shipping_update", 0.25),
+        ("password_reset", 0.08),
+        ("weekly_digest", 0.15),
+        ("cart_reminder", 0.12),
+    )
     for template, share in templates:
-        base = (("user.id", _USER), ("email.template", template), ("email.provider", "ses"),
-                ("messaging.message.id", _REQ))
-        shapes.append(_Shape("info", share * 0.7,
-                             f"sent email template={template} to user {_USER} via ses in "
-                             f"{_DUR}ms", (*base, ("duration_ms", _DUR)), msg="email sent", trace=0.4,
-                             dur_ms=90))
-        shapes.append(_Shape("info", share * 0.25, f"push notification {template} delivered to user {_USER} "
-                             "(ios)", (*base, ("push.platform", "ios")), msg="push delivered", trace=0.4))
-        shapes.append(_Shape("warn", share * 0.02, f"email to user {_USER} bounced: 550 5.1.1 mailbox "
-                             "unavailable", (*base, ("email.bounce", "hard")), msg="email bounced",
-                             trace=0.4))
-    shapes.append(_Shape("error", 0.006, "SES throttling: Maximum sending rate exceeded (14/s)",
-                         (("email.provider", "ses"), ("error.type", "Throttling"), ("retry.attempt", "1"),
-                          ("messaging.message.id", _REQ)), msg="email throttled", trace=0.4))
+        base = (
+            ("user.id", _USER),
+            ("email.template", template),
+            ("email.provider", "ses"),
+            ("messaging.message.id", _REQ),
+        )
+        shapes.append(
+            _Shape(
+                "info",
+                share * 0.7,
+                f"sent email template={template} to user {_USER} via ses in {_DUR}ms",
+                (*base, ("duration_ms", _DUR)),
+                msg="email sent",
+                trace=0.4,
+                dur_ms=90,
+            )
+        )
+        shapes.append(
+            _Shape(
+                "info",
+                share * 0.25,
+                f"push notification {template} delivered to user {_USER} (ios)",
+                (*base, ("push.platform", "ios")),
+                msg="push delivered",
+                trace=0.4,
+            )
+        )
+        shapes.append(
+            _Shape(
+                "warn",
+                share * 0.02,
+                f"email to user {_USER} bounced: 550 5.1.1 mailbox unavailable",
+                (*base, ("email.bounce", "hard")),
+                msg="email bounced",
+                trace=0.4,
+            )
+        )
+    shapes.append(
+        _Shape(
+            "error",
+            0.006,
+            "SES throttling: Maximum sending rate exceeded (14/s)",
+            (
+                ("email.provider", "ses"),
+                ("error.type", "Throttling"),
+                ("retry.attempt", "1"),
+                ("messaging.message.id", _REQ),
+            ),
+            msg="email throttled",
+            trace=0.4,
+        )
+    )
     return shapes
 
 
 def _inference_shapes(svc: _Service, rng: random.Random) -> list[_Shape]:
-    base = (("ml.model", "recs-two-tower"), ("ml.model_version", "v12"), ("user.id", _USER),
-            ("request.id", _REQ))
+    base = (("ml.model", "recs-two-tower"), ("ml.model_version", "v12"), ("user.id", _USER), ("request.id", _REQ))
     return [
-        _Shape("info", 0.8, f"generated {_ROWS} recommendations for user {_USER} model=recs-two-tower/v12 in "
-               f"{_DUR}ms", (*base, ("duration_ms", _DUR), ("ml.candidates", _ROWS)),
-               msg="recommendations generated", trace=0.7, dur_ms=45),
-        _Shape("info", 0.15, f"feature store lookup for user {_USER} returned 128 features in {_DUR}ms",
-               (*base, ("duration_ms", _DUR), ("feature_store", "feast")), msg="features loaded", trace=0.7,
-               dur_ms=6),
-        _Shape("warn", 0.03, f"falling back to popular items for user {_USER}: no embedding found",
-               (*base, ("ml.fallback", "popular")), msg="recommendation fallback", trace=0.7),
-        _Shape("error", 0.01, "model server returned 503: CUDA out of memory. Tried to allocate 2.00 GiB",
-               (*base, ("error.type", "model_unavailable"), ("http.status_code", "503")),
-               msg="inference failed", trace=0.7),
+        _Shape(
+            "info",
+            0.8,
+            f"generated {_ROWS} recommendations for user {_USER} model=recs-two-tower/v12 in {_DUR}ms",
+            (*base, ("duration_ms", _DUR), ("ml.candidates", _ROWS)),
+            msg="recommendations generated",
+            trace=0.7,
+            dur_ms=45,
+        ),
+        _Shape(
+            "info",
+            0.15,
+            f"feature store lookup for user {_USER} returned 128 features in {_DUR}ms",
+            (*base, ("duration_ms", _DUR), ("feature_store", "feast")),
+            msg="features loaded",
+            trace=0.7,
+            dur_ms=6,
+        ),
+        _Shape(
+            "warn",
+            0.03,
+            f"falling back to popular items for user {_USER}: no embedding found",
+            (*base, ("ml.fallback", "popular")),
+            msg="recommendation fallback",
+            trace=0.7,
+        ),
+        _Shape(
+            "error",
+            0.01,
+            "model server returned 503: CUDA out of memory. Tried to allocate 2.00 GiB",
+            (*base, ("error.type", "model_unavailable"), ("http.status_code", "503")),
+            msg="inference failed",
+            trace=0.7,
+        ),
     ]
 
 
-_JOBS = ("cleanup-expired-carts", "expire-sessions", "rebuild-search-index", "send-cart-reminders",
-         "reconcile-payments", "export-daily-orders", "refresh-exchange-rates")
+_JOBS = (
+    "cleanup-expired-carts",
+    "expire-sessions",
+    "rebuild-search-index",
+    "send-cart-reminders",
+    "reconcile-payments",
+    "export-daily-orders",
+    "refresh-exchange-rates",
+)
 
 
 def _jobs_shapes(svc: _Service, rng: random.Random) -> list[_Shape]:
     shapes: list[_Shape] = []
     for job in _JOBS:
         w = 1.0 / len(_JOBS)
-        base = (("job.name", job), ("job.run_id", _REQ),
-                ("code.function", f"jobs.{job.replace('-', '_')}.run"), ("job.schedule", "*/5 * * * *"))
+        base = (
+            ("job.name", job),
+            ("job.run_id", _REQ),
+            ("code.function", f"jobs.{job.replace('-', '_')}.run"),
+            ("job.schedule", "*/5 * * * *"),
+        )
         shapes += [
             _Shape("info", w * 0.45, f"job {job} started", base, msg="job started", trace=0.1),
-            _Shape("info", w * 0.45, f"job {job} finished in {_DUR}ms processed={_ROWS}",
-                   (*base, ("duration_ms", _DUR), ("batch.size", _ROWS)), msg="job finished", trace=0.1,
-                   dur_ms=2500),
-            _Shape("warn", w * 0.03,
-                   f"job {job} took {_DUR}ms, longer than its 60s interval; skipping next run",
-                   (*base, ("duration_ms", _DUR)), msg="job overran", trace=0.1, dur_ms=75000),
-            _Shape("error", w * 0.01, f"job {job} failed after {_DUR}ms: lock 'jobs:{job}' held by another "
-                   "worker", (*base, ("duration_ms", _DUR), ("error.type", "LockNotAcquired")),
-                   msg="job failed", trace=0.1, dur_ms=200),
+            _Shape(
+                "info",
+                w * 0.45,
+                f"job {job} finished in {_DUR}ms processed={_ROWS}",
+                (*base, ("duration_ms", _DUR), ("batch.size", _ROWS)),
+                msg="job finished",
+                trace=0.1,
+                dur_ms=2500,
+            ),
+            _Shape(
+                "warn",
+                w * 0.03,
+                f"job {job} took {_DUR}ms, longer than its 60s interval; skipping next run",
+                (*base, ("duration_ms", _DUR)),
+                msg="job overran",
+                trace=0.1,
+                dur_ms=75000,
+            ),
+            _Shape(
+                "error",
+                w * 0.01,
+                f"job {job} failed after {_DUR}ms: lock 'jobs:{job}' held by another worker",
+                (*base, ("duration_ms", _DUR), ("error.type", "LockNotAcquired")),
+                msg="job failed",
+                trace=0.1,
+                dur_ms=200,
+            ),
         ]
     return shapes
 
@@ -807,133 +1432,303 @@ def _images_shapes(svc: _Service, rng: random.Random) -> list[_Shape]:
     shapes: list[_Shape] = []
     for size, share in (("320x240", 0.3), ("640x480", 0.45), ("1280x960", 0.2), ("64x64", 0.05)):
         base = (("image.id", _RID), ("image.size", size), ("image.bytes", _SIZE), ("request.id", _REQ))
-        shapes.append(_Shape("info", share * 0.95, f"resized image {_RID}.jpg to {size} in {_DUR}ms "
-                             f"({_SIZE} bytes)", (*base, ("duration_ms", _DUR), ("image.format", "webp")),
-                             msg="image resized", trace=0.6, dur_ms=60))
+        shapes.append(
+            _Shape(
+                "info",
+                share * 0.95,
+                f"resized image {_RID}.jpg to {size} in {_DUR}ms ({_SIZE} bytes)",
+                (*base, ("duration_ms", _DUR), ("image.format", "webp")),
+                msg="image resized",
+                trace=0.6,
+                dur_ms=60,
+            )
+        )
     shapes += [
-        _Shape("warn", 0.03, f"source image {_RID}.png is larger than 20MB, downscaling before resize",
-               (("image.id", _RID), ("image.format", "png"), ("request.id", _REQ)),
-               msg="large source image", trace=0.6),
-        _Shape("error", 0.01, f"S3 GetObject failed for s3://acme-media/originals/{_RID}.jpg: RequestTimeout",
-               (("image.id", _RID), ("aws.s3.bucket", "acme-media"), ("error.type", "RequestTimeout"),
-                ("duration_ms", _DUR), ("request.id", _REQ)), msg="s3 get failed", trace=0.6, dur_ms=20000),
+        _Shape(
+            "warn",
+            0.03,
+            f"source image {_RID}.png is larger than 20MB, downscaling before resize",
+            (("image.id", _RID), ("image.format", "png"), ("request.id", _REQ)),
+            msg="large source image",
+            trace=0.6,
+        ),
+        _Shape(
+            "error",
+            0.01,
+            f"S3 GetObject failed for s3://acme-media/originals/{_RID}.jpg: RequestTimeout",
+            (
+                ("image.id", _RID),
+                ("aws.s3.bucket", "acme-media"),
+                ("error.type", "RequestTimeout"),
+                ("duration_ms", _DUR),
+                ("request.id", _REQ),
+            ),
+            msg="s3 get failed",
+            trace=0.6,
+            dur_ms=20000,
+        ),
     ]
     return shapes
 
 
 def _fraud_shapes(svc: _Service, rng: random.Random) -> list[_Shape]:
     shapes: list[_Shape] = []
-    for score, decision, share in (("0.03", "allow", 0.4), ("0.11", "allow", 0.3), ("0.27", "allow", 0.17),
-                                   ("0.64", "review", 0.08), ("0.91", "block", 0.05)):
+    for score, decision, share in (
+        ("0.03", "allow", 0.4),
+        ("0.11", "allow", 0.3),
+        ("0.27", "allow", 0.17),
+        ("0.64", "review", 0.08),
+        ("0.91", "block", 0.05),
+    ):
         sev = "info" if decision == "allow" else "warn"
-        shapes.append(_Shape(sev, share, f"fraud score {score} for payment pay_{_RID} user {_USER} "
-                             f"decision={decision} in {_DUR}ms",
-                             (("fraud.score", score), ("fraud.decision", decision), ("payment.id", _RID),
-                              ("user.id", _USER), ("duration_ms", _DUR), ("ml.model", "fraud-gbm-v4")),
-                             msg="transaction scored", trace=0.8, dur_ms=18))
+        shapes.append(
+            _Shape(
+                sev,
+                share,
+                f"fraud score {score} for payment pay_{_RID} user {_USER} decision={decision} in {_DUR}ms",
+                (
+                    ("fraud.score", score),
+                    ("fraud.decision", decision),
+                    ("payment.id", _RID),
+                    ("user.id", _USER),
+                    ("duration_ms", _DUR),
+                    ("ml.model", "fraud-gbm-v4"),
+                ),
+                msg="transaction scored",
+                trace=0.8,
+                dur_ms=18,
+            )
+        )
     return shapes
 
 
 def _batch_shapes(svc: _Service, rng: random.Random) -> list[_Shape]:
     return [
-        _Shape("info", 0.5, f"accepted {_ROWS} events from {_IP} (sdk=posthog-js)",
-               (("batch.size", _ROWS), ("client.address", _IP), ("user_agent.original", _UA),
-                ("request.id", _REQ), ("sdk.name", "posthog-js")), msg="events accepted", trace=0.3),
-        _Shape("info", 0.4, f"flushed batch of {_ROWS}00 events to clickhouse in {_DUR}ms ({_SIZE} bytes)",
-               (("batch.size", _ROWS), ("duration_ms", _DUR), ("db.system", "clickhouse"),
-                ("db.sql.table", "events"), ("db.operation", "INSERT")), msg="batch flushed", trace=0.0,
-               dur_ms=120),
-        _Shape("debug", 0.05, f"batch buffer at {_ROWS}% capacity", (("batch.size", _ROWS),
-                                                                     ("code.function", "buffer.Append")),
-               msg="buffer status", trace=0.0),
-        _Shape("warn", 0.04, f"dropping event with timestamp 26h in the future from {_IP}",
-               (("client.address", _IP), ("error.type", "invalid_timestamp"), ("request.id", _REQ)),
-               msg="event dropped", trace=0.3),
-        _Shape("error", 0.005, "clickhouse insert failed: Code: 252. DB::Exception: Too many parts (300). "
-               "Merges are processing significantly slower than inserts. (TOO_MANY_PARTS)",
-               (("db.system", "clickhouse"), ("db.sql.table", "events"), ("error.type", "TOO_MANY_PARTS"),
-                ("retry.attempt", "1")), msg="insert failed", trace=0.0),
+        _Shape(
+            "info",
+            0.5,
+            f"accepted {_ROWS} events from {_IP} (sdk=posthog-js)",
+            (
+                ("batch.size", _ROWS),
+                ("client.address", _IP),
+                ("user_agent.original", _UA),
+                ("request.id", _REQ),
+                ("sdk.name", "posthog-js"),
+            ),
+            msg="events accepted",
+            trace=0.3,
+        ),
+        _Shape(
+            "info",
+            0.4,
+            f"flushed batch of {_ROWS}00 events to clickhouse in {_DUR}ms ({_SIZE} bytes)",
+            (
+                ("batch.size", _ROWS),
+                ("duration_ms", _DUR),
+                ("db.system", "clickhouse"),
+                ("db.sql.table", "events"),
+                ("db.operation", "INSERT"),
+            ),
+            msg="batch flushed",
+            trace=0.0,
+            dur_ms=120,
+        ),
+        _Shape(
+            "debug",
+            0.05,
+            f"batch buffer at {_ROWS}% capacity",
+            (("batch.size", _ROWS), ("code.function", "buffer.Append")),
+            msg="buffer status",
+            trace=0.0,
+        ),
+        _Shape(
+            "warn",
+            0.04,
+            f"dropping event with timestamp 26h in the future from {_IP}",
+            (("client.address", _IP), ("error.type", "invalid_timestamp"), ("request.id", _REQ)),
+            msg="event dropped",
+            trace=0.3,
+        ),
+        _Shape(
+            "error",
+            0.005,
+            "clickhouse insert failed: Code: 252. DB::Exception: Too many parts (300). "
+            "Merges are processing significantly slower than inserts. (TOO_MANY_PARTS)",
+            (
+                ("db.system", "clickhouse"),
+                ("db.sql.table", "events"),
+                ("error.type", "TOO_MANY_PARTS"),
+                ("retry.attempt", "1"),
+            ),
+            msg="insert failed",
+            trace=0.0,
+        ),
     ]
 
 
 def _inventory_shapes(svc: _Service, rng: random.Random) -> list[_Shape]:
     base = (("inventory.sku", _RID), ("warehouse.id", "iad-2"), ("request.id", _REQ))
     return [
-        _Shape("info", 0.6, f"reserved {_ROWS} units of SKU-{_RID} in warehouse iad-2",
-               (*base, ("inventory.quantity", _ROWS), ("code.function", "ReservationService.reserve")),
-               msg="stock reserved", trace=0.7),
-        _Shape("info", 0.3, f"released reservation for SKU-{_RID} (expired)",
-               (*base, ("code.function", "ReservationService.release")), msg="reservation released",
-               trace=0.2),
-        _Shape("warn", 0.08, f"low stock for SKU-{_RID}: {_ROWS} units left (threshold 10)",
-               (*base, ("inventory.quantity", _ROWS), ("code.function", "StockMonitor.check")),
-               msg="low stock", trace=0.2),
-        _Shape("error", 0.01, f"cannot reserve SKU-{_RID}: requested {_ROWS}, available 0",
-               (*base, ("error.type", "OutOfStock"), ("code.function", "ReservationService.reserve")),
-               msg="reservation failed", trace=0.7),
+        _Shape(
+            "info",
+            0.6,
+            f"reserved {_ROWS} units of SKU-{_RID} in warehouse iad-2",
+            (*base, ("inventory.quantity", _ROWS), ("code.function", "ReservationService.reserve")),
+            msg="stock reserved",
+            trace=0.7,
+        ),
+        _Shape(
+            "info",
+            0.3,
+            f"released reservation for SKU-{_RID} (expired)",
+            (*base, ("code.function", "ReservationService.release")),
+            msg="reservation released",
+            trace=0.2,
+        ),
+        _Shape(
+            "warn",
+            0.08,
+            f"low stock for SKU-{_RID}: {_ROWS} units left (threshold 10)",
+            (*base, ("inventory.quantity", _ROWS), ("code.function", "StockMonitor.check")),
+            msg="low stock",
+            trace=0.2,
+        ),
+        _Shape(
+            "error",
+            0.01,
+            f"cannot reserve SKU-{_RID}: requested {_ROWS}, available 0",
+            (*base, ("error.type", "OutOfStock"), ("code.function", "ReservationService.reserve")),
+            msg="reservation failed",
+            trace=0.7,
+        ),
     ]
 
 
 def _orders_shapes(svc: _Service, rng: random.Random) -> list[_Shape]:
     base = (("order.id", _RID), ("user.id", _USER), ("request.id", _REQ))
     shapes = [
-        _Shape("info", 0.4, f"order {_RID} created for user {_USER} total={_AMOUNT} USD items={_ROWS}",
-               (*base, ("order.total", _AMOUNT), ("order.items", _ROWS), ("code.function", "create_order")),
-               msg="order created", trace=0.8, event="order_created"),
-        _Shape("warn", 0.02, f"order {_RID} payment pending for more than 15 minutes",
-               (*base, ("order.status", "payment_pending"), ("code.function", "check_stale_orders")),
-               msg="stale order", trace=0.1),
-        _Shape("error", 0.005, f"order {_RID} cannot transition from shipped to cancelled",
-               (*base, ("error.type", "InvalidTransition"), ("code.function", "transition")),
-               msg="invalid order transition", trace=0.8),
+        _Shape(
+            "info",
+            0.4,
+            f"order {_RID} created for user {_USER} total={_AMOUNT} USD items={_ROWS}",
+            (*base, ("order.total", _AMOUNT), ("order.items", _ROWS), ("code.function", "create_order")),
+            msg="order created",
+            trace=0.8,
+            event="order_created",
+        ),
+        _Shape(
+            "warn",
+            0.02,
+            f"order {_RID} payment pending for more than 15 minutes",
+            (*base, ("order.status", "payment_pending"), ("code.function", "check_stale_orders")),
+            msg="stale order",
+            trace=0.1,
+        ),
+        _Shape(
+            "error",
+            0.005,
+            f"order {_RID} cannot transition from shipped to cancelled",
+            (*base, ("error.type", "InvalidTransition"), ("code.function", "transition")),
+            msg="invalid order transition",
+            trace=0.8,
+        ),
     ]
     transitions = (("pending", "paid"), ("paid", "packed"), ("packed", "shipped"), ("shipped", "delivered"))
     for old, new in transitions:
-        shapes.append(_Shape("info", 0.14, f"order {_RID} status {old} -> {new}",
-                             (*base, ("order.status", new), ("order.previous_status", old),
-                              ("code.function", "transition")), msg="order status changed", trace=0.5))
+        shapes.append(
+            _Shape(
+                "info",
+                0.14,
+                f"order {_RID} status {old} -> {new}",
+                (*base, ("order.status", new), ("order.previous_status", old), ("code.function", "transition")),
+                msg="order status changed",
+                trace=0.5,
+            )
+        )
     return shapes
 
 
 def _cart_shapes(svc: _Service, rng: random.Random) -> list[_Shape]:
     base = (("user.id", _USER), ("request.id", _REQ), ("cart.id", _RID))
     return [
-        _Shape("info", 0.55, f"added SKU-{_RID} x{_ROWS} to cart of user {_USER}",
-               (*base, ("cart.quantity", _ROWS), ("code.function", "CartService.addItem")),
-               msg="item added to cart", trace=0.7, event="cart_item_added"),
-        _Shape("info", 0.25, f"removed SKU-{_RID} from cart of user {_USER}",
-               (*base, ("code.function", "CartService.removeItem")), msg="item removed from cart", trace=0.7),
-        _Shape("info", 0.1, f"applied coupon SPRING25 to cart of user {_USER}",
-               (*base, ("coupon.code", "SPRING25"), ("code.function", "CartService.applyCoupon")),
-               msg="coupon applied", trace=0.7),
-        _Shape("warn", 0.08, f"coupon WELCOME10 rejected for user {_USER}: already redeemed",
-               (*base, ("coupon.code", "WELCOME10"), ("code.function", "CartService.applyCoupon")),
-               msg="coupon rejected", trace=0.7),
+        _Shape(
+            "info",
+            0.55,
+            f"added SKU-{_RID} x{_ROWS} to cart of user {_USER}",
+            (*base, ("cart.quantity", _ROWS), ("code.function", "CartService.addItem")),
+            msg="item added to cart",
+            trace=0.7,
+            event="cart_item_added",
+        ),
+        _Shape(
+            "info",
+            0.25,
+            f"removed SKU-{_RID} from cart of user {_USER}",
+            (*base, ("code.function", "CartService.removeItem")),
+            msg="item removed from cart",
+            trace=0.7,
+        ),
+        _Shape(
+            "info",
+            0.1,
+            f"applied coupon SPRING25 to cart of user {_USER}",
+            (*base, ("coupon.code", "SPRING25"), ("code.function", "CartService.applyCoupon")),
+            msg="coupon applied",
+            trace=0.7,
+        ),
+        _Shape(
+            "warn",
+            0.08,
+            f"coupon WELCOME10 rejected for user {_USER}: already redeemed",
+            (*base, ("coupon.code", "WELCOME10"), ("code.function", "CartService.applyCoupon")),
+            msg="coupon rejected",
+            trace=0.7,
+        ),
     ]
 
 
 def _shipping_shapes(svc: _Service, rng: random.Random) -> list[_Shape]:
     shapes: list[_Shape] = []
     for carrier, share in (("ups", 0.45), ("fedex", 0.35), ("dhl", 0.2)):
-        base = (("shipping.carrier", carrier), ("order.id", _RID), ("request.id", _REQ),
-                ("duration_ms", _DUR))
+        base = (("shipping.carrier", carrier), ("order.id", _RID), ("request.id", _REQ), ("duration_ms", _DUR))
         shapes += [
-            _Shape("info", share * 0.5, f"quote from {carrier}: {_AMOUNT} USD for order {_RID} in {_DUR}ms",
-                   (*base, ("shipping.cost", _AMOUNT), ("code.function", "QuoteService.quote")),
-                   msg="carrier quote", trace=0.8, dur_ms=240),
-            _Shape("info", share * 0.4, f"label created with {carrier} for order {_RID} tracking 1Z{_RID}",
-                   (*base, ("code.function", "LabelService.create")), msg="label created", trace=0.8,
-                   dur_ms=400),
-            _Shape("warn", share * 0.05, f"{carrier} rate API slow ({_DUR}ms), using cached rates",
-                   (*base, ("code.function", "QuoteService.quote")), msg="carrier slow", trace=0.8,
-                   dur_ms=2500),
+            _Shape(
+                "info",
+                share * 0.5,
+                f"quote from {carrier}: {_AMOUNT} USD for order {_RID} in {_DUR}ms",
+                (*base, ("shipping.cost", _AMOUNT), ("code.function", "QuoteService.quote")),
+                msg="carrier quote",
+                trace=0.8,
+                dur_ms=240,
+            ),
+            _Shape(
+                "info",
+                share * 0.4,
+                f"label created with {carrier} for order {_RID} tracking 1Z{_RID}",
+                (*base, ("code.function", "LabelService.create")),
+                msg="label created",
+                trace=0.8,
+                dur_ms=400,
+            ),
+            _Shape(
+                "warn",
+                share * 0.05,
+                f"{carrier} rate API slow ({_DUR}ms), using cached rates",
+                (*base, ("code.function", "QuoteService.quote")),
+                msg="carrier slow",
+                trace=0.8,
+                dur_ms=2500,
+            ),
         ]
     return shapes
 
 
 # Stack traces by language. {pkg}, {Svc} and {svc} are filled per service; «variables» per record.
 _PY_EXCEPTIONS: tuple[tuple[str, str, str], ...] = (
-    ("KeyError", "'shipping_address'", """Traceback (most recent call last):
+    (
+        "KeyError",
+        "'shipping_address'",
+        """Traceback (most recent call last):
   File "/usr/local/lib/python3.12/site-packages/starlette/middleware/errors.py", line 165, in __call__
     await self.app(scope, receive, _send)
   File "/usr/local/lib/python3.12/site-packages/fastapi/routing.py", line 301, in app
@@ -942,9 +1737,12 @@ _PY_EXCEPTIONS: tuple[tuple[str, str, str], ...] = (
     result = await service.process(payload)
   File "/app/{pkg}/services/core.py", line 142, in process
     address = payload["shipping_address"]
-KeyError: 'shipping_address'"""),
-    ("sqlalchemy.exc.OperationalError", "connection to server failed: timeout expired",
-     """Traceback (most recent call last):
+KeyError: 'shipping_address'""",
+    ),
+    (
+        "sqlalchemy.exc.OperationalError",
+        "connection to server failed: timeout expired",
+        """Traceback (most recent call last):
   File "/app/{pkg}/repositories/base.py", line 57, in fetch_one
     row = await session.execute(stmt)
   File "/usr/local/lib/python3.12/site-packages/sqlalchemy/ext/asyncio/session.py", line 461, in execute
@@ -953,8 +1751,12 @@ KeyError: 'shipping_address'"""),
 _handle_dbapi_exception
     raise sqlalchemy_exception.with_traceback(exc_info[2]) from e
 sqlalchemy.exc.OperationalError: (psycopg.OperationalError) connection to server at "{svc}-db.internal" \
-(10.0.4.12), port 5432 failed: timeout expired"""),
-    ("httpx.ReadTimeout", "timed out", """Traceback (most recent call last):
+(10.0.4.12), port 5432 failed: timeout expired""",
+    ),
+    (
+        "httpx.ReadTimeout",
+        "timed out",
+        """Traceback (most recent call last):
   File "/app/{pkg}/clients/upstream.py", line 44, in get_json
     response = await self._client.get(url, timeout=5.0)
   File "/usr/local/lib/python3.12/site-packages/httpx/_client.py", line 1814, in get
@@ -962,21 +1764,30 @@ sqlalchemy.exc.OperationalError: (psycopg.OperationalError) connection to server
   File "/usr/local/lib/python3.12/site-packages/httpx/_transports/default.py", line 118, in \
 map_httpcore_exceptions
     raise mapped_exc(message) from exc
-httpx.ReadTimeout: timed out"""),
-    ("ValueError", "invalid literal for int() with base 10: 'undefined'",
-     """Traceback (most recent call last):
+httpx.ReadTimeout: timed out""",
+    ),
+    (
+        "ValueError",
+        "invalid literal for int() with base 10: 'undefined'",
+        """Traceback (most recent call last):
   File "/app/{pkg}/api/routes.py", line 61, in list_items
     limit = int(request.query_params.get("limit", 20))
-ValueError: invalid literal for int() with base 10: 'undefined'"""),
-    ("AttributeError", "'NoneType' object has no attribute 'items'", """Traceback (most recent call last):
+ValueError: invalid literal for int() with base 10: 'undefined'""",
+    ),
+    (
+        "AttributeError",
+        "'NoneType' object has no attribute 'items'",
+        """Traceback (most recent call last):
   File "/app/{pkg}/workers/consumer.py", line 97, in handle_message
     for key, value in message.headers.items():
-AttributeError: 'NoneType' object has no attribute 'items'"""),
+AttributeError: 'NoneType' object has no attribute 'items'""",
+    ),
 )
 _JAVA_EXCEPTIONS: tuple[tuple[str, str, str], ...] = (
-    ("java.lang.NullPointerException",
-     'Cannot invoke "com.acme.{pkg}.model.Cart.getItems()" because "cart" is null',
-     """java.lang.NullPointerException: Cannot invoke "com.acme.{pkg}.model.Cart.getItems()" because \
+    (
+        "java.lang.NullPointerException",
+        'Cannot invoke "com.acme.{pkg}.model.Cart.getItems()" because "cart" is null',
+        """java.lang.NullPointerException: Cannot invoke "com.acme.{pkg}.model.Cart.getItems()" because \
 "cart" is null
 \tat com.acme.{pkg}.service.{Svc}Service.process({Svc}Service.java:214)
 \tat com.acme.{pkg}.api.{Svc}Controller.handle({Svc}Controller.java:87)
@@ -984,9 +1795,12 @@ _JAVA_EXCEPTIONS: tuple[tuple[str, str, str], ...] = (
 \tat org.springframework.web.servlet.FrameworkServlet.service(FrameworkServlet.java:885)
 \tat org.apache.catalina.core.ApplicationFilterChain.doFilter(ApplicationFilterChain.java:166)
 \tat org.apache.tomcat.util.threads.ThreadPoolExecutor$Worker.run(ThreadPoolExecutor.java:659)
-\tat java.base/java.lang.Thread.run(Thread.java:1583)"""),
-    ("org.springframework.dao.DataAccessResourceFailureException", "Unable to acquire JDBC Connection",
-     """org.springframework.dao.DataAccessResourceFailureException: Unable to acquire JDBC Connection
+\tat java.base/java.lang.Thread.run(Thread.java:1583)""",
+    ),
+    (
+        "org.springframework.dao.DataAccessResourceFailureException",
+        "Unable to acquire JDBC Connection",
+        """org.springframework.dao.DataAccessResourceFailureException: Unable to acquire JDBC Connection
 \tat org.springframework.orm.jpa.vendor.HibernateJpaDialect.convertHibernateAccessException(\
 HibernateJpaDialect.java:277)
 \tat org.springframework.orm.jpa.JpaTransactionManager.doBegin(JpaTransactionManager.java:466)
@@ -996,22 +1810,32 @@ Caused by: java.sql.SQLTransientConnectionException: HikariPool-1 - Connection i
 request timed out after 30000ms.
 \tat com.zaxxer.hikari.pool.HikariPool.createTimeoutException(HikariPool.java:696)
 \tat com.zaxxer.hikari.pool.HikariPool.getConnection(HikariPool.java:181)
-\t... 42 more"""),
-    ("java.net.SocketTimeoutException", "Read timed out", """java.net.SocketTimeoutException: Read timed out
+\t... 42 more""",
+    ),
+    (
+        "java.net.SocketTimeoutException",
+        "Read timed out",
+        """java.net.SocketTimeoutException: Read timed out
 \tat java.base/sun.nio.ch.NioSocketImpl.timedRead(NioSocketImpl.java:288)
 \tat java.base/java.net.Socket$SocketInputStream.read(Socket.java:1099)
 \tat okhttp3.internal.http1.Http1ExchangeCodec.readResponseHeaders(Http1ExchangeCodec.kt:180)
 \tat com.acme.{pkg}.client.UpstreamClient.post(UpstreamClient.java:73)
-\tat com.acme.{pkg}.service.{Svc}Service.process({Svc}Service.java:98)"""),
-    ("java.lang.IllegalStateException", "Order is already in state SHIPPED",
-     """java.lang.IllegalStateException: Order is already in state SHIPPED
+\tat com.acme.{pkg}.service.{Svc}Service.process({Svc}Service.java:98)""",
+    ),
+    (
+        "java.lang.IllegalStateException",
+        "Order is already in state SHIPPED",
+        """java.lang.IllegalStateException: Order is already in state SHIPPED
 \tat com.acme.{pkg}.domain.OrderStateMachine.transition(OrderStateMachine.java:61)
 \tat com.acme.{pkg}.service.{Svc}Service.process({Svc}Service.java:157)
-\tat com.acme.{pkg}.messaging.EventListener.onMessage(EventListener.java:44)"""),
+\tat com.acme.{pkg}.messaging.EventListener.onMessage(EventListener.java:44)""",
+    ),
 )
 _GO_EXCEPTIONS: tuple[tuple[str, str, str], ...] = (
-    ("runtime.Error", "invalid memory address or nil pointer dereference",
-     """panic recovered: runtime error: invalid memory address or nil pointer dereference
+    (
+        "runtime.Error",
+        "invalid memory address or nil pointer dereference",
+        """panic recovered: runtime error: invalid memory address or nil pointer dereference
 goroutine «rows»81 [running]:
 github.com/acme/{svc}/internal/handlers.(*Handler).ServeHTTP(0xc0001a2000, {0x1c4e2a0, 0xc000512380}, \
 0xc0004f6b00)
@@ -1019,49 +1843,82 @@ github.com/acme/{svc}/internal/handlers.(*Handler).ServeHTTP(0xc0001a2000, {0x1c
 net/http.HandlerFunc.ServeHTTP(0xc000132a80?, {0x1c4e2a0?, 0xc000512380?}, 0x0?)
 \t/usr/local/go/src/net/http/server.go:2220 +0x29
 github.com/acme/{svc}/internal/middleware.Recover.func1({0x1c4e2a0, 0xc000512380}, 0xc0004f6b00)
-\t/src/internal/middleware/recover.go:28 +0x8b"""),
-    ("context.DeadlineExceeded", "context deadline exceeded",
-     """request failed: rpc error: code = DeadlineExceeded desc = context deadline exceeded
+\t/src/internal/middleware/recover.go:28 +0x8b""",
+    ),
+    (
+        "context.DeadlineExceeded",
+        "context deadline exceeded",
+        """request failed: rpc error: code = DeadlineExceeded desc = context deadline exceeded
 github.com/acme/{svc}/internal/store.(*Store).Get
 \t/src/internal/store/store.go:88
 github.com/acme/{svc}/internal/handlers.(*Handler).get
-\t/src/internal/handlers/get.go:35"""),
+\t/src/internal/handlers/get.go:35""",
+    ),
 )
 _NODE_EXCEPTIONS: tuple[tuple[str, str, str], ...] = (
-    ("TypeError", "Cannot read properties of undefined (reading 'id')",
-     """TypeError: Cannot read properties of undefined (reading 'id')
+    (
+        "TypeError",
+        "Cannot read properties of undefined (reading 'id')",
+        """TypeError: Cannot read properties of undefined (reading 'id')
     at {Svc}Service.handle (/app/dist/services/{svc}.js:142:31)
     at async {Svc}Controller.post (/app/dist/controllers/{svc}.js:58:20)
-    at async /app/node_modules/@fastify/express/index.js:118:7"""),
-    ("Error", "connect ECONNREFUSED 10.0.3.17:6379", """Error: connect ECONNREFUSED 10.0.3.17:6379
+    at async /app/node_modules/@fastify/express/index.js:118:7""",
+    ),
+    (
+        "Error",
+        "connect ECONNREFUSED 10.0.3.17:6379",
+        """Error: connect ECONNREFUSED 10.0.3.17:6379
     at TCPConnectWrap.afterConnect [as oncomplete] (node:net:1607:16)
-    at TCPConnectWrap.callbackTrampoline (node:internal/async_hooks:130:17)"""),
-    ("AbortError", "The operation was aborted due to timeout",
-     """AbortError: The operation was aborted due to timeout
+    at TCPConnectWrap.callbackTrampoline (node:internal/async_hooks:130:17)""",
+    ),
+    (
+        "AbortError",
+        "The operation was aborted due to timeout",
+        """AbortError: The operation was aborted due to timeout
     at new DOMException (node:internal/per_context/domexception:53:5)
     at Timeout.<anonymous> (node:internal/abort_controller:141:14)
     at listOnTimeout (node:internal/timers:594:17)
-    at process.processTimers (node:internal/timers:529:7)"""),
+    at process.processTimers (node:internal/timers:529:7)""",
+    ),
 )
 _EXCEPTIONS = {
-    "python": _PY_EXCEPTIONS, "java": _JAVA_EXCEPTIONS, "go": _GO_EXCEPTIONS, "node": _NODE_EXCEPTIONS,
+    "python": _PY_EXCEPTIONS,
+    "java": _JAVA_EXCEPTIONS,
+    "go": _GO_EXCEPTIONS,
+    "node": _NODE_EXCEPTIONS,
 }
 _FATALS: dict[str, tuple[tuple[str, str], ...]] = {
-    "python": (("WorkerTimeout", "[CRITICAL] WORKER TIMEOUT (pid:«rows»7), worker exiting"),
-               ("OperationalError", "could not connect to the database after 10 attempts, shutting down")),
-    "java": (("java.lang.OutOfMemoryError", "java.lang.OutOfMemoryError: Java heap space\n"
-              "\tat java.base/java.util.Arrays.copyOf(Arrays.java:3537)\n"
-              "\tat com.fasterxml.jackson.core.util.ByteArrayBuilder.toByteArray(ByteArrayBuilder.java:125)\n"
-              "\tat com.acme.{pkg}.messaging.EventListener.onMessage(EventListener.java:51)"),
-             ("org.springframework.context.ApplicationContextException", "Application run failed: Failed to "
-              "start bean 'kafkaListenerContainer'; broker kafka-0.kafka:9092 not available")),
-    "go": (("runtime.Error", "panic: runtime error: index out of range [3] with length 3\n\n"
+    "python": (
+        ("WorkerTimeout", "[CRITICAL] WORKER TIMEOUT (pid:«rows»7), worker exiting"),
+        ("OperationalError", "could not connect to the database after 10 attempts, shutting down"),
+    ),
+    "java": (
+        (
+            "java.lang.OutOfMemoryError",
+            "java.lang.OutOfMemoryError: Java heap space\n"
+            "\tat java.base/java.util.Arrays.copyOf(Arrays.java:3537)\n"
+            "\tat com.fasterxml.jackson.core.util.ByteArrayBuilder.toByteArray(ByteArrayBuilder.java:125)\n"
+            "\tat com.acme.{pkg}.messaging.EventListener.onMessage(EventListener.java:51)",
+        ),
+        (
+            "org.springframework.context.ApplicationContextException",
+            "Application run failed: Failed to "
+            "start bean 'kafkaListenerContainer'; broker kafka-0.kafka:9092 not available",
+        ),
+    ),
+    "go": (
+        (
+            "runtime.Error",
+            "panic: runtime error: index out of range [3] with length 3\n\n"
             "goroutine 1 [running]:\nmain.loadConfig({0xc00001e0f0, 0x3, 0x3})\n\t/src/cmd/{svc}/main.go:74 "
-            "+0x2a5\nmain.main()\n\t/src/cmd/{svc}/main.go:31 +0x65\nexit status 2"),
-           ("net.OpError", "failed to start server: listen tcp :8080: bind: address already in use")),
-    "node": (("RangeError",
-              "FATAL ERROR: Reached heap limit Allocation failed - JavaScript heap out of memory"),
-             ("Error", "uncaughtException: Error: Redis connection to redis-master:6379 failed, exiting")),
+            "+0x2a5\nmain.main()\n\t/src/cmd/{svc}/main.go:31 +0x65\nexit status 2",
+        ),
+        ("net.OpError", "failed to start server: listen tcp :8080: bind: address already in use"),
+    ),
+    "node": (
+        ("RangeError", "FATAL ERROR: Reached heap limit Allocation failed - JavaScript heap out of memory"),
+        ("Error", "uncaughtException: Error: Redis connection to redis-master:6379 failed, exiting"),
+    ),
 }
 _FLAGS = ("new-checkout-flow", "search-v2-ranking", "free-shipping-banner", "one-click-reorder")
 
@@ -1071,61 +1928,157 @@ def _generic_shapes(svc: _Service, rng: random.Random) -> list[_Shape]:
     lang = svc.language
     pkg = svc.name.replace("-", "_") if lang != "java" else svc.name.replace("-", "")
     camel = _camel(svc.name.split("-"))
-    func = {"python": f"{pkg}.services.core.process", "java": f"{camel}Service.process",
-            "go": f"{pkg}.(*Service).Process", "node": f"{camel}Service.handle"}[lang]
+    func = {
+        "python": f"{pkg}.services.core.process",
+        "java": f"{camel}Service.process",
+        "go": f"{pkg}.(*Service).Process",
+        "node": f"{camel}Service.handle",
+    }[lang]
     ctx = (("code.function", func), ("request.id", _REQ), ("user.id", _USER))
     shapes = [
         _Shape("trace", 0.004, f"entering {func}", (*ctx, ("code.lineno", "131")), msg="enter", trace=0.9),
-        _Shape("trace", 0.004, f"exiting {func} after {_DUR}ms", (*ctx, ("duration_ms", _DUR)), msg="exit",
-               trace=0.9, dur_ms=8),
-        _Shape("debug", 0.01, f"acquired connection from pool in {_DUR}ms (active=7 idle=3)",
-               (*ctx, ("pool.active", "7"), ("duration_ms", _DUR)), msg="connection acquired", trace=0.6,
-               dur_ms=0.5),
-        _Shape("info", 0.02, f"metrics exported ({_ROWS}0 series)",
-               (("code.function", "metrics.export"), ("exporter", "otlp"), ("batch.size", _ROWS)),
-               msg="metrics exported", trace=0.0),
-        _Shape("info", 0.0005, f"{svc.name} started on :8080 in 3.{_ROWS}s",
-               (("code.function", "main"), ("server.port", "8080"), ("process.runtime.name", lang)),
-               msg="service started", trace=0.0),
-        _Shape("info", 0.003, "configuration reloaded from /etc/config/app.yaml (3 keys changed)",
-               (("code.function", "config.reload"), ("config.source", "/etc/config/app.yaml")),
-               msg="config reloaded", trace=0.0),
-        _Shape("warn", 0.01, f"request took {_DUR}ms, above the 1000ms threshold",
-               (*ctx, ("duration_ms", _DUR)), msg="slow request", trace=0.8, dur_ms=1900),
-        _Shape("warn", 0.003, "memory usage at 87% of container limit (1.74GiB / 2GiB)",
-               (("code.function", "runtime.monitor"), ("process.memory.usage", "1868562432"),
-                ("container.memory.limit", "2147483648")), msg="high memory usage", trace=0.0),
-        _Shape("warn", 0.002, f"deprecated API version v1 called by {_IP}; use v2",
-               (*ctx, ("client.address", _IP), ("user_agent.original", _UA)), msg="deprecated api",
-               trace=0.5),
-        _Shape("warn", 0.003, f"rate limit at 80% for user {_USER} (400/500 requests per minute)",
-               (*ctx, ("ratelimit.limit", "500")), msg="rate limit approaching", trace=0.5),
+        _Shape(
+            "trace",
+            0.004,
+            f"exiting {func} after {_DUR}ms",
+            (*ctx, ("duration_ms", _DUR)),
+            msg="exit",
+            trace=0.9,
+            dur_ms=8,
+        ),
+        _Shape(
+            "debug",
+            0.01,
+            f"acquired connection from pool in {_DUR}ms (active=7 idle=3)",
+            (*ctx, ("pool.active", "7"), ("duration_ms", _DUR)),
+            msg="connection acquired",
+            trace=0.6,
+            dur_ms=0.5,
+        ),
+        _Shape(
+            "info",
+            0.02,
+            f"metrics exported ({_ROWS}0 series)",
+            (("code.function", "metrics.export"), ("exporter", "otlp"), ("batch.size", _ROWS)),
+            msg="metrics exported",
+            trace=0.0,
+        ),
+        _Shape(
+            "info",
+            0.0005,
+            f"{svc.name} started on :8080 in 3.{_ROWS}s",
+            (("code.function", "main"), ("server.port", "8080"), ("process.runtime.name", lang)),
+            msg="service started",
+            trace=0.0,
+        ),
+        _Shape(
+            "info",
+            0.003,
+            "configuration reloaded from /etc/config/app.yaml (3 keys changed)",
+            (("code.function", "config.reload"), ("config.source", "/etc/config/app.yaml")),
+            msg="config reloaded",
+            trace=0.0,
+        ),
+        _Shape(
+            "warn",
+            0.01,
+            f"request took {_DUR}ms, above the 1000ms threshold",
+            (*ctx, ("duration_ms", _DUR)),
+            msg="slow request",
+            trace=0.8,
+            dur_ms=1900,
+        ),
+        _Shape(
+            "warn",
+            0.003,
+            "memory usage at 87% of container limit (1.74GiB / 2GiB)",
+            (
+                ("code.function", "runtime.monitor"),
+                ("process.memory.usage", "1868562432"),
+                ("container.memory.limit", "2147483648"),
+            ),
+            msg="high memory usage",
+            trace=0.0,
+        ),
+        _Shape(
+            "warn",
+            0.002,
+            f"deprecated API version v1 called by {_IP}; use v2",
+            (*ctx, ("client.address", _IP), ("user_agent.original", _UA)),
+            msg="deprecated api",
+            trace=0.5,
+        ),
+        _Shape(
+            "warn",
+            0.003,
+            f"rate limit at 80% for user {_USER} (400/500 requests per minute)",
+            (*ctx, ("ratelimit.limit", "500")),
+            msg="rate limit approaching",
+            trace=0.5,
+        ),
     ]
     for flag in _FLAGS:
-        shapes.append(_Shape("debug", 0.004, f"feature flag {flag} evaluated to true for user {_USER}",
-                             (*ctx, ("feature_flag.key", flag), ("feature_flag.variant", "true")),
-                             msg="feature flag evaluated", trace=0.6))
+        shapes.append(
+            _Shape(
+                "debug",
+                0.004,
+                f"feature flag {flag} evaluated to true for user {_USER}",
+                (*ctx, ("feature_flag.key", flag), ("feature_flag.variant", "true")),
+                msg="feature flag evaluated",
+                trace=0.6,
+            )
+        )
     if lang == "java":
-        shapes.append(_Shape("info", 0.01, f"GC pause (G1 Evacuation Pause) {_DUR}ms",
-                             (("code.function", "jvm.gc"), ("jvm.gc.name", "G1 Young Generation"),
-                              ("duration_ms", _DUR)), msg="gc pause", trace=0.0, dur_ms=12))
+        shapes.append(
+            _Shape(
+                "info",
+                0.01,
+                f"GC pause (G1 Evacuation Pause) {_DUR}ms",
+                (("code.function", "jvm.gc"), ("jvm.gc.name", "G1 Young Generation"), ("duration_ms", _DUR)),
+                msg="gc pause",
+                trace=0.0,
+                dur_ms=12,
+            )
+        )
     exceptions = _EXCEPTIONS[lang]
     for etype, message, stack in exceptions:
         fill = stack.replace("{pkg}", pkg).replace("{Svc}", camel).replace("{svc}", svc.name)
         message = message.replace("{pkg}", pkg)
-        header = {"python": "Exception in request handler", "java": "Servlet.service() for servlet "
-                  "[dispatcherServlet] threw exception", "go": "request failed",
-                  "node": "Unhandled error in request handler"}[lang]
-        shapes.append(_Shape("error", 0.02 / len(exceptions), header,
-                             (*ctx, ("exception.type", etype), ("exception.message", message)),
-                             msg=header, stack=fill, trace=0.8))
+        header = {
+            "python": "Exception in request handler",
+            "java": "Servlet.service() for servlet [dispatcherServlet] threw exception",
+            "go": "request failed",
+            "node": "Unhandled error in request handler",
+        }[lang]
+        shapes.append(
+            _Shape(
+                "error",
+                0.02 / len(exceptions),
+                header,
+                (*ctx, ("exception.type", etype), ("exception.message", message)),
+                msg=header,
+                stack=fill,
+                trace=0.8,
+            )
+        )
     for etype, text in _FATALS[lang]:
         fill = text.replace("{pkg}", pkg).replace("{svc}", svc.name)
         first, _, rest = fill.partition("\n")
-        shapes.append(_Shape("fatal", 0.0005, first,
-                             (("code.function", "main"), ("exception.type", etype),
-                              ("process.exit_code", "1"), ("process.runtime.name", lang)),
-                             stack=rest or None, trace=0.0))
+        shapes.append(
+            _Shape(
+                "fatal",
+                0.0005,
+                first,
+                (
+                    ("code.function", "main"),
+                    ("exception.type", etype),
+                    ("process.exit_code", "1"),
+                    ("process.runtime.name", lang),
+                ),
+                stack=rest or None,
+                trace=0.0,
+            )
+        )
     return shapes
 
 
@@ -1141,10 +2094,18 @@ def _with_source_location(svc: _Service, kind: str, shape: _Shape, rng: random.R
     if svc.language == "java" and "thread.name" not in attrs:
         attrs["thread.name"] = f"http-nio-8080-exec-{rng.randint(1, 40)}"
     module = svc.name.replace("-", "_")
-    path = {"python": f"/app/{module}/{kind}.py", "java": f"com/acme/{module}/{_camel(kind.split('_'))}.java",
-            "go": f"/src/internal/{kind}/{kind}.go", "node": f"/app/dist/{kind}.js"}[svc.language]
-    extra = (("code.function", f"{kind}.handle"), ("code.filepath", path),
-             ("code.lineno", str(rng.randint(20, 400))), ("process.pid", "1"))
+    path = {
+        "python": f"/app/{module}/{kind}.py",
+        "java": f"com/acme/{module}/{_camel(kind.split('_'))}.java",
+        "go": f"/src/internal/{kind}/{kind}.go",
+        "node": f"/app/dist/{kind}.js",
+    }[svc.language]
+    extra = (
+        ("code.function", f"{kind}.handle"),
+        ("code.filepath", path),
+        ("code.lineno", str(rng.randint(20, 400))),
+        ("process.pid", "1"),
+    )
     for key, value in extra:
         if len(attrs) >= _MIN_ATTRIBUTES:
             break
@@ -1181,8 +2142,14 @@ def _namespace_of(service: str) -> str:
 
 
 # Structured bodies use short field names for the common attributes, like real JSON loggers do.
-_FIELD_NAMES = {"http.method": "method", "http.route": "route", "http.status_code": "status",
-                "user.id": "user_id", "request.id": "request_id", "client.address": "remote_addr"}
+_FIELD_NAMES = {
+    "http.method": "method",
+    "http.route": "route",
+    "http.status_code": "status",
+    "user.id": "user_id",
+    "request.id": "request_id",
+    "client.address": "remote_addr",
+}
 
 
 # Attributes the logging bridge attaches (source location, thread), not fields the code logged.
@@ -1195,12 +2162,17 @@ def _render_body(svc: _Service, shape: _Shape) -> str:
         return shape.text + ("\n" + shape.stack if shape.stack else "")
     msg = shape.msg or shape.text
     fields = [(name, "", value) for name, value in shape.fields]
-    fields += [(_FIELD_NAMES.get(k, k.replace(".", "_")), k, v) for k, v in shape.attrs
-               if k not in _LOGGER_METADATA]
+    fields += [(_FIELD_NAMES.get(k, k.replace(".", "_")), k, v) for k, v in shape.attrs if k not in _LOGGER_METADATA]
     numeric = _INT_KEYS | _FLOAT_KEYS | _BOOL_KEYS
     if svc.style == "json":
-        parts = ['{"level":', json.dumps(shape.severity), ',"time":', _TSMS, ',"msg":',
-                 json.dumps(msg, ensure_ascii=False)]
+        parts = [
+            '{"level":',
+            json.dumps(shape.severity),
+            ',"time":',
+            _TSMS,
+            ',"msg":',
+            json.dumps(msg, ensure_ascii=False),
+        ]
         for name, key, value in fields:
             raw = key in numeric
             parts += [",", json.dumps(name), ":", value if raw else json.dumps(value, ensure_ascii=False)]
@@ -1208,9 +2180,11 @@ def _render_body(svc: _Service, shape: _Shape) -> str:
             parts += [',"stack":', json.dumps(shape.stack, ensure_ascii=False)]
         parts.append("}")
         return "".join(parts)
+
     # logfmt, as Go's slog TextHandler writes it (time omitted: the record carries it)
     def quote(value: str) -> str:
         return json.dumps(value, ensure_ascii=False) if re.search(r'[\s"=]', value) or not value else value
+
     items = [f"level={shape.severity.upper()}", f"msg={quote(msg)}"]
     items += [f"{name}={quote(value)}" for name, _key, value in fields]
     if shape.stack:
@@ -1250,14 +2224,26 @@ def _lognormal_quantiles(median: float, sigma: float, count: int = 4096) -> list
 
 # (user agent, share of requests)
 _USER_AGENTS: tuple[tuple[str, float], ...] = (
-    ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 "
-     "Safari/537.36", 8),
-    ("Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 "
-     "Safari/605.1.15", 4),
-    ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
-     "Version/17.5 Mobile/15E148 Safari/604.1", 7),
-    ("Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 "
-     "Mobile Safari/537.36", 5),
+    (
+        "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 "
+        "Safari/537.36",
+        8,
+    ),
+    (
+        "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 "
+        "Safari/605.1.15",
+        4,
+    ),
+    (
+        "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+        "Version/17.5 Mobile/15E148 Safari/604.1",
+        7,
+    ),
+    (
+        "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 "
+        "Mobile Safari/537.36",
+        5,
+    ),
     ("Mozilla/5.0 (X11; Linux x86_64; rv:127.0) Gecko/20100101 Firefox/127.0", 1),
     ("AcmeShop/5.12.0 (iOS 17.5; iPhone15,2)", 3),
     ("AcmeShop/5.11.3 (Android 14; SM-S918B)", 2),
@@ -1311,8 +2297,7 @@ class _World:
     def _build_resources(self, rng: random.Random) -> None:
         alphabet = "bcdfghjklmnpqrstvwxz2456789"  # the alphabet Kubernetes uses for generated names
         us_nodes = [f"ip-10-0-{rng.randint(16, 63)}-{rng.randint(2, 250)}.ec2.internal" for _ in range(12)]
-        eu_nodes = [f"ip-10-1-{rng.randint(16, 63)}-{rng.randint(2, 250)}.eu-west-1.compute.internal"
-                    for _ in range(4)]
+        eu_nodes = [f"ip-10-1-{rng.randint(16, 63)}-{rng.randint(2, 250)}.eu-west-1.compute.internal" for _ in range(4)]
         self.resources: list[dict[str, str]] = []
         pod_tables = array.array("i")
         self.scopes: list[str] = []
@@ -1322,23 +2307,48 @@ class _World:
             pods: list[tuple[dict[str, str], float]] = []
             for index in range(svc.pods):
                 in_eu = svc.eu and index >= svc.pods - max(1, svc.pods // 3)
-                pods.append((self._resource(svc, version, replica_set, rng, alphabet,
-                                            rng.choice(eu_nodes if in_eu else us_nodes),
-                                            "eu-west-1" if in_eu else "us-east-1", "prod"),
-                             rng.uniform(0.8, 1.2)))
+                pods.append(
+                    (
+                        self._resource(
+                            svc,
+                            version,
+                            replica_set,
+                            rng,
+                            alphabet,
+                            rng.choice(eu_nodes if in_eu else us_nodes),
+                            "eu-west-1" if in_eu else "us-east-1",
+                            "prod",
+                        ),
+                        rng.uniform(0.8, 1.2),
+                    )
+                )
             if svc.staging:
                 major, minor, _patch = version.split(".")
                 staging_version = f"{major}.{int(minor) + 1}.0-rc.{rng.randint(1, 5)}"
-                pods.append((self._resource(svc, staging_version, "".join(rng.choices(alphabet, k=10)), rng,
-                                            alphabet, rng.choice(us_nodes), "us-east-1", "staging"),
-                             0.03 * svc.pods))
+                pods.append(
+                    (
+                        self._resource(
+                            svc,
+                            staging_version,
+                            "".join(rng.choices(alphabet, k=10)),
+                            rng,
+                            alphabet,
+                            rng.choice(us_nodes),
+                            "us-east-1",
+                            "staging",
+                        ),
+                        0.03 * svc.pods,
+                    )
+                )
             first = len(self.resources)
             self.resources.extend(resource for resource, _ in pods)
             pod_tables.extend(_slots([w for _, w in pods], first))
-            scope_name = {"python": f"{svc.name.replace('-', '_')}.app",
-                          "java": f"com.acme.{svc.name.replace('-', '')}",
-                          "go": f"github.com/acme/{svc.name}",
-                          "node": f"@acme/{svc.name}"}[svc.language]
+            scope_name = {
+                "python": f"{svc.name.replace('-', '_')}.app",
+                "java": f"com.acme.{svc.name.replace('-', '')}",
+                "go": f"github.com/acme/{svc.name}",
+                "node": f"@acme/{svc.name}",
+            }[svc.language]
             self.scopes.append(f"{scope_name}@{version}")
         self.pod_tables = _int32_array(pod_tables)
         self.resource_service = [SERVICE_NAMES.index(r["service.name"]) for r in self.resources]
@@ -1350,10 +2360,12 @@ class _World:
         width = len(self.resource_keys)
         values = [v for resource in self.resources for v in resource.values()]
         self.resource_values = pa.ListArray.from_arrays(
-            pa.array(range(0, len(values) + 1, width), pa.int32()), pa.array(values, pa.string()))
+            pa.array(range(0, len(values) + 1, width), pa.int32()), pa.array(values, pa.string())
+        )
         self.resource_offsets = pa.array(range(0, (_BLOCK + 1) * width, width), pa.int32())
         self.resource_key_block = pa.array(self.resource_keys, pa.string()).take(
-            pa.array([i % width for i in range(_BLOCK * width)], pa.int32()))
+            pa.array([i % width for i in range(_BLOCK * width)], pa.int32())
+        )
         self.service_names = pa.array(SERVICE_NAMES, pa.string())
         self.scope_array = pa.array(self.scopes, pa.string())
 
@@ -1368,8 +2380,16 @@ class _World:
         )
 
     @staticmethod
-    def _resource(svc: _Service, version: str, replica_set: str, rng: random.Random, alphabet: str,
-                  node: str, region: str, environment: str) -> dict[str, str]:
+    def _resource(
+        svc: _Service,
+        version: str,
+        replica_set: str,
+        rng: random.Random,
+        alphabet: str,
+        node: str,
+        region: str,
+        environment: str,
+    ) -> dict[str, str]:
         namespace = svc.namespace if environment == "prod" else f"{svc.namespace}-staging"
         return {
             "service.name": svc.name,
@@ -1399,8 +2419,7 @@ class _World:
             shapes: list[_Shape] = []
             kind_shares: list[float] = []
             for kind, share in svc.kinds.items():
-                built = [_with_source_location(svc, kind, shape, rng)
-                         for shape in _KIND_BUILDERS[kind](svc, rng)]
+                built = [_with_source_location(svc, kind, shape, rng) for shape in _KIND_BUILDERS[kind](svc, rng)]
                 total = sum(s.weight for s in built)
                 shapes.extend(built)
                 kind_shares.extend(share * s.weight / total for s in built)
@@ -1426,16 +2445,19 @@ class _World:
                 by_severity = dict.fromkeys(_SEVERITY_ORDER, 0.0)
                 for s, w in zip(shapes, kind_shares, strict=True):
                     by_severity[s.severity] += w
-                weights = [severity_mix[s.severity] * w / by_severity[s.severity]
-                           for s, w in zip(shapes, kind_shares, strict=True)]
+                weights = [
+                    severity_mix[s.severity] * w / by_severity[s.severity]
+                    for s, w in zip(shapes, kind_shares, strict=True)
+                ]
                 shape_tables.extend(_slots(weights, first))
         self.shape_tables = _int32_array(shape_tables)
-        self.body_lists = pa.ListArray.from_arrays(pa.array(body_offsets, pa.int32()),
-                                                   pa.array(body_codes, pa.int64()))
+        self.body_lists = pa.ListArray.from_arrays(pa.array(body_offsets, pa.int32()), pa.array(body_codes, pa.int64()))
         self.attr_key_lists = pa.ListArray.from_arrays(
-            pa.array(attr_offsets, pa.int32()), pa.array([self.keys[k] for k in attr_keys], pa.string()))
-        self.attr_value_lists = pa.ListArray.from_arrays(pa.array(attr_offsets, pa.int32()),
-                                                         pa.array(attr_values, pa.int64()))
+            pa.array(attr_offsets, pa.int32()), pa.array([self.keys[k] for k in attr_keys], pa.string())
+        )
+        self.attr_value_lists = pa.ListArray.from_arrays(
+            pa.array(attr_offsets, pa.int32()), pa.array(attr_values, pa.int64())
+        )
         self.severity_numbers = pa.array(severity_numbers, pa.uint8())
         self.severity_texts = pa.array(severity_texts, pa.string())
         self.trace_thresholds = pa.array(trace_thresholds, pa.int32())
@@ -1465,11 +2487,13 @@ class _World:
         self.size_pool = pa.array([str(int(x)) for x in _lognormal_quantiles(1800, 1.1)], pa.string())
         # Retail prices end in .99, .49, …; never in 0, so the text survives a round trip through a double.
         cents = (99, 49, 95, 89, 79, 29, 19, 45, 25, 75)
-        self.amount_pool = pa.array([f"{int(x)}.{cents[i % len(cents)]:02d}"
-                                     for i, x in enumerate(_lognormal_quantiles(45, 0.9))], pa.string())
+        self.amount_pool = pa.array(
+            [f"{int(x)}.{cents[i % len(cents)]:02d}" for i, x in enumerate(_lognormal_quantiles(45, 0.9))], pa.string()
+        )
         # Ingestion delay (observed - timestamp): mostly tens of ms, a tail of seconds (batching, retries).
-        self.delay_us = pa.array([min(15_000_000, max(800, round(x)))
-                                  for x in _lognormal_quantiles(40_000, 1.3)], pa.int64())
+        self.delay_us = pa.array(
+            [min(15_000_000, max(800, round(x))) for x in _lognormal_quantiles(40_000, 1.3)], pa.int64()
+        )
         ips: list[str] = []
         for i in range(4096):
             if i % 4 == 0:  # in-cluster callers
@@ -1540,7 +2564,8 @@ def _make_plan(n: int, days: float, seed: int, end: datetime | None) -> _Plan:
         burst = 1.0
         if tables[b]:
             burst = (world.total_weight + (_BURST_VOLUME - 1) * world.service_weights[tables[b] - 1]) / (
-                world.total_weight)
+                world.total_weight
+            )
         weights.append(diurnal * weekly * noise * burst * (bucket_starts[b + 1] - bucket_starts[b]))
     total = sum(weights)
     cumulative = [0]
@@ -1613,8 +2638,9 @@ def _generate_block(plan: _Plan, block: int, team_id: int) -> _Block:
     last = min(plan.n, first + _BLOCK)
     m = last - first
     groups = (last - 1) // _REQUEST_GROUP - first // _REQUEST_GROUP + 1
-    rand = _RandomBytes(random.Random(f"logpond-demo:{plan.seed}:{block}"),
-                        m * _BYTES_PER_ROW + groups * _BYTES_PER_GROUP)
+    rand = _RandomBytes(
+        random.Random(f"logpond-demo:{plan.seed}:{block}"), m * _BYTES_PER_ROW + groups * _BYTES_PER_GROUP
+    )
 
     # Which bucket each row falls in: a list array whose lists are the buckets' rows in this block.
     b0 = bisect.bisect_right(plan.cumulative, first) - 1
@@ -1624,11 +2650,13 @@ def _generate_block(plan: _Plan, block: int, team_id: int) -> _Block:
     rows_by_bucket = pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), pa.nulls(m))
     local_bucket = pc.list_parent_indices(rows_by_bucket)
     bucket_start = pa.array([plan.bucket_starts[b] for b in bucket_ids], pa.int64()).take(local_bucket)
-    bucket_width = pa.array([plan.bucket_starts[b + 1] - plan.bucket_starts[b] for b in bucket_ids],
-                            pa.int64()).take(local_bucket)
+    bucket_width = pa.array([plan.bucket_starts[b + 1] - plan.bucket_starts[b] for b in bucket_ids], pa.int64()).take(
+        local_bucket
+    )
     bucket_first = pa.array([plan.cumulative[b] for b in bucket_ids], pa.int64()).take(local_bucket)
-    bucket_count = pa.array([max(1, plan.cumulative[b + 1] - plan.cumulative[b]) for b in bucket_ids],
-                            pa.int64()).take(local_bucket)
+    bucket_count = pa.array([max(1, plan.cumulative[b + 1] - plan.cumulative[b]) for b in bucket_ids], pa.int64()).take(
+        local_bucket
+    )
     bucket_table = pa.array([plan.bucket_tables[b] for b in bucket_ids], pa.int32()).take(local_bucket)
 
     # Row k of a bucket with c rows lands at a jittered position inside the k-th c-th of the bucket, so
@@ -1640,14 +2668,15 @@ def _generate_block(plan: _Plan, block: int, team_id: int) -> _Block:
     observed_us = pc.add(ts_us, world.delay_us.take(pc.shift_right(rand.ints(pa.uint16(), m), 4)))
 
     # Service, pod and shape through the lookup tables.
-    service = world.service_tables.take(pc.add(pc.multiply(bucket_table, _SLOTS),
-                                               rand.ints(pa.uint16(), m).cast(pa.int32())))
+    service = world.service_tables.take(
+        pc.add(pc.multiply(bucket_table, _SLOTS), rand.ints(pa.uint16(), m).cast(pa.int32()))
+    )
     hot = pc.equal(pc.subtract(bucket_table, 1), service)
-    resource = world.pod_tables.take(pc.add(pc.multiply(service, _SLOTS),
-                                            rand.ints(pa.uint16(), m).cast(pa.int32())))
+    resource = world.pod_tables.take(pc.add(pc.multiply(service, _SLOTS), rand.ints(pa.uint16(), m).cast(pa.int32())))
     shape_table = pc.add(pc.multiply(service, 2), hot.cast(pa.int32()))
-    shape = world.shape_tables.take(pc.add(pc.multiply(shape_table.cast(pa.int64()), _SLOTS),
-                                           rand.ints(pa.uint16(), m).cast(pa.int64())))
+    shape = world.shape_tables.take(
+        pc.add(pc.multiply(shape_table.cast(pa.int64()), _SLOTS), rand.ints(pa.uint16(), m).cast(pa.int64()))
+    )
 
     # Trace context for a share of records; request groups of consecutive records share a trace and a
     # request id, as the lines of one request do.
@@ -1662,10 +2691,16 @@ def _generate_block(plan: _Plan, block: int, team_id: int) -> _Block:
 
     # Per-record variables, in _VARIABLES order.
     # One user per request group; the minimum of two uniform draws makes low ids the heavy users.
-    user = pc.add(pc.min_element_wise(_scaled(rand.ints(pa.uint32(), groups), _USER_COUNT),
-                                      _scaled(rand.ints(pa.uint32(), groups), _USER_COUNT)), 1)
-    dur = pc.divide(pc.multiply(world.dur_units.take(pc.shift_right(rand.ints(pa.uint16(), m), 4)),
-                                world.dur_medians.take(shape)), 1_000_000)
+    user = pc.add(
+        pc.min_element_wise(
+            _scaled(rand.ints(pa.uint32(), groups), _USER_COUNT), _scaled(rand.ints(pa.uint32(), groups), _USER_COUNT)
+        ),
+        1,
+    )
+    dur = pc.divide(
+        pc.multiply(world.dur_units.take(pc.shift_right(rand.ints(pa.uint16(), m), 4)), world.dur_medians.take(shape)),
+        1_000_000,
+    )
     ts_ms = pc.divide(ts_us, 1000)
     variables = [
         user.cast(pa.string()).take(group),
@@ -1746,8 +2781,9 @@ _T = TypeVar("_T")
 _WORKERS = max(1, min(4, os.cpu_count() or 1))
 
 
-def _blocks(n: int, days: float, seed: int, end: datetime | None, team_id: int,
-            finish: Callable[[_Block], _T]) -> Iterator[_T]:
+def _blocks(
+    n: int, days: float, seed: int, end: datetime | None, team_id: int, finish: Callable[[_Block], _T]
+) -> Iterator[_T]:
     """The blocks of a run in order, each passed through `finish` on the worker thread that built it."""
     plan = _make_plan(n, days, seed, end)
     count = (n + _BLOCK - 1) // _BLOCK
@@ -1864,8 +2900,12 @@ class _BlockRows:
         observed_ns = pc.multiply(table["observed_timestamp"].chunk(0).cast(pa.int64()), 1000)
         body = _length_prefixed(b"\x2a", _length_prefixed(b"\x0a", table["body"].chunk(0).cast(binary)))
         head = pc.binary_join_element_wise(
-            pa.scalar(b"\x09"), _fixed_width(time_ns, 8),
-            _severity_fields().take(table["severity_number"].chunk(0)), body, b"")
+            pa.scalar(b"\x09"),
+            _fixed_width(time_ns, 8),
+            _severity_fields().take(table["severity_number"].chunk(0)),
+            body,
+            b"",
+        )
         # Field 6: the attributes, typed as the OTel SDK would send them.
         attributes = table["attributes"].chunk(0)
         attribute_fields = _attribute_fields(attributes.keys, attributes.items)
@@ -1874,14 +2914,22 @@ class _BlockRows:
         # out zero/empty fields; then 11 (observed time) and 12 (event name, when set).
         trace_id, span_id = table["trace_id"].chunk(0), table["span_id"].chunk(0)
         trace = pc.binary_join_element_wise(
-            pa.scalar(b"\x45"), _fixed_width(table["trace_flags"].chunk(0).cast(pa.uint32()), 4),
-            pa.scalar(b"\x4a\x10"), trace_id, pa.scalar(b"\x52\x08"), span_id, b"")
+            pa.scalar(b"\x45"),
+            _fixed_width(table["trace_flags"].chunk(0).cast(pa.uint32()), 4),
+            pa.scalar(b"\x4a\x10"),
+            trace_id,
+            pa.scalar(b"\x52\x08"),
+            span_id,
+            b"",
+        )
         event = table["event_name"].chunk(0).cast(binary)
         tail = pc.binary_join_element_wise(
             pc.if_else(pc.greater(pc.binary_length(trace_id), 0), trace, empty),
-            pa.scalar(b"\x59"), _fixed_width(observed_ns, 8),
+            pa.scalar(b"\x59"),
+            _fixed_width(observed_ns, 8),
             pc.if_else(pc.greater(pc.binary_length(event), 0), _length_prefixed(b"\x62", event), empty),
-            b"")
+            b"",
+        )
         record = pc.binary_join_element_wise(head, pc.binary_join(attribute_lists, b""), tail, b"")
         # ScopeLogs field 2: one length-delimited LogRecord each.
         self.records: list[bytes] = _length_prefixed(b"\x12", record).to_pylist()
@@ -1899,8 +2947,9 @@ def _attribute_fields(keys: pa.Array, values: pa.Array) -> pa.Array:
             any_value = pc.replace_with_mask(any_value, typed, encode(values.filter(typed)))
     # KeyValue: key (field 1) and value (field 2); the key and the value's field key come from a table.
     prefixes = _key_prefixes()
-    key_value = pc.binary_join_element_wise(prefixes.encoded.take(pc.index_in(keys, value_set=prefixes.keys)),
-                                            _length_prefixed(b"", any_value), b"")
+    key_value = pc.binary_join_element_wise(
+        prefixes.encoded.take(pc.index_in(keys, value_set=prefixes.keys)), _length_prefixed(b"", any_value), b""
+    )
     return _length_prefixed(b"\x32", key_value)
 
 
@@ -1954,8 +3003,9 @@ def _byte_array() -> pa.Array:
 
 def _fixed_width(values: pa.Array, width: int) -> pa.Array:
     """Little-endian bytes of fixed-width integers, as protobuf fixed32/fixed64 fields want them."""
-    return pa.Array.from_buffers(pa.binary(width), len(values), [None, values.buffers()[1]],
-                                 offset=values.offset).cast(pa.binary())
+    return pa.Array.from_buffers(pa.binary(width), len(values), [None, values.buffers()[1]], offset=values.offset).cast(
+        pa.binary()
+    )
 
 
 def _varint(value: int) -> bytes:
@@ -1981,8 +3031,7 @@ def _varint_array() -> pa.Array:
 @functools.cache
 def _severity_fields() -> pa.Array:
     """LogRecord fields 2 and 3, indexed by severity number."""
-    by_number = {n: b"\x10" + _varint(n) + _field(b"\x1a", t.upper().encode())
-                 for t, n in _SEVERITY_NUMBERS.items()}
+    by_number = {n: b"\x10" + _varint(n) + _field(b"\x1a", t.upper().encode()) for t, n in _SEVERITY_NUMBERS.items()}
     return pa.array([by_number.get(n, b"") for n in range(25)], pa.binary())
 
 
@@ -2013,8 +3062,12 @@ class _OtlpEncoder:
         self._world = world
         # ResourceLogs field 1 (Resource) per pod, and ScopeLogs field 1 (InstrumentationScope) per service.
         self._resources = [
-            _field(b"\x0a", Resource(attributes=[KeyValue(key=k, value=AnyValue(string_value=v))
-                                                 for k, v in r.items()]).SerializeToString())
+            _field(
+                b"\x0a",
+                Resource(
+                    attributes=[KeyValue(key=k, value=AnyValue(string_value=v)) for k, v in r.items()]
+                ).SerializeToString(),
+            )
             for r in world.resources
         ]
         self._scopes: list[bytes] = []

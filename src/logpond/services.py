@@ -7,8 +7,9 @@ singleton, so tests build as many independent apps as they like.
 from __future__ import annotations
 
 import datetime as dt
+import multiprocessing
 from collections.abc import Callable
-from concurrent.futures import Executor
+from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,6 +35,25 @@ class Services:
     clock: Callable[[], dt.datetime] = utc_now
     auth_cache: TTLCache = field(default_factory=lambda: TTLCache(10.0))
     project_cache: TTLCache = field(default_factory=lambda: TTLCache(10.0))
+
+    def start_decode_pool(self) -> None:
+        if self.settings.ingest_decode_processes > 0 and self.decode_pool is None:
+            # spawn, not fork: the server process already runs chDB's threads
+            self.decode_pool = ProcessPoolExecutor(
+                self.settings.ingest_decode_processes, mp_context=multiprocessing.get_context("spawn")
+            )
+
+    def restart_decode_pool(self, broken: Executor) -> None:
+        """Replace ``broken`` (unless another request already did)."""
+        if self.decode_pool is broken:
+            self.decode_pool = None
+            broken.shutdown(wait=False, cancel_futures=True)
+            self.start_decode_pool()
+
+    def stop_decode_pool(self) -> None:
+        if self.decode_pool is not None:
+            self.decode_pool.shutdown(wait=True, cancel_futures=True)
+            self.decode_pool = None
 
     @property
     def limits(self) -> QueryLimits:

@@ -151,3 +151,18 @@ def test_printed_queries_return_only_the_projects_rows(store: ChDBStore) -> None
     )
     sql = print_query(node, team_id=1, database=store.database, limits=QueryLimits())
     assert {row[0] for row in store.execute(sql).rows} == {"mine"}
+
+
+def test_verbatim_strings_are_checked() -> None:
+    """Join types, ORDER BY directions and interval units cannot smuggle SQL into the printed query."""
+    sneaky_order = Select(select=(Field("body"),), from_=JoinExpr(TableRef("logs")),
+                          order_by=(ast.OrderExpr(Field("body"), "ASC UNION ALL SELECT 1"),))  # type: ignore[arg-type]
+    with pytest.raises(QueryError, match="ASC or DESC"):
+        print_query(sneaky_order, team_id=1, database="db", limits=None)
+    sneaky_join = Select(select=(Field("body", "a"),), from_=JoinExpr(TableRef("logs"), alias="a", next_join=JoinExpr(
+        TableRef("logs"), alias="b", join_type="JOIN system.tables t ON 1 JOIN", constraint=Constant(True))))
+    with pytest.raises(QueryError, match="join type"):
+        print_query(sneaky_join, team_id=1, database="db", limits=None)
+    with pytest.raises(QueryError, match="interval unit"):
+        print_query(logs_select(ast.Interval(Constant(1), "day) FROM x --")), team_id=1, database="db",  # type: ignore[arg-type]
+                    limits=None)

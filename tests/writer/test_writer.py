@@ -183,3 +183,77 @@ def test_segments_rotate_and_consumed_ones_are_deleted(store: ChDBStore, tmp_pat
     writer.stop()
     assert count(store) == 151
     assert len(writer.wal.segments()) <= 2
+
+
+class BrokenDiskStore(FlakyStore):
+    """The real store behind a disk that refuses every write until ``heal``."""
+
+    def __init__(self, store: ChDBStore) -> None:
+        super().__init__(store, failures=10**9)
+
+    def heal(self) -> None:
+        self.failures = 0
+
+
+def test_writer_survives_failures_outside_the_insert(store: ChDBStore, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """A failure writing the writer's own state (disk full) is retried; the thread keeps going."""
+    writer = make_writer(store, tmp_path / "wal")
+    real = writer._write_state
+    calls = {"n": 0}
+
+    def fail_twice(name: str, doc: dict[str, object]) -> None:
+        calls["n"] += 1
+        if calls["n"] <= 2:
+            raise OSError("No space left on device")
+        real(name, doc)
+
+    monkeypatch.setattr(writer, "_write_state", fail_twice)
+    writer.start()
+    submit(writer, batch(12, tag="state"))
+    assert writer.flush(20)
+    assert writer._thread is not None and writer._thread.is_alive()
+    writer.stop()
+    assert count(store) == 12
+    assert writer.last_error is None
+
+
+def test_stop_returns_while_the_store_is_down_and_replay_catches_up(store: ChDBStore, tmp_path: Path) -> None:
+    """Shutting down with the store unreachable does not hang; the next start inserts the rows once."""
+    broken = BrokenDiskStore(store)
+    writer = DurableWriter(broken, tmp_path / "wal",  # type: ignore[arg-type]
+                           lambda r: decode_wal_record(r, max_decompressed_bytes=10**8), flush_interval=0.01)
+    writer.start()
+    submit(writer, batch(9, tag="down"))
+    assert not writer.flush(0.5)
+    assert writer.last_error is not None and "No space left" in writer.last_error
+    writer.stop()
+    assert count(store) == 0
+    again = make_writer(store, tmp_path / "wal")
+    again.start()
+    assert again.flush(10)
+    again.stop()
+    assert count(store) == 9
+
+
+def test_failed_wal_write_leaves_no_partial_record(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A write that fails half-way is cut off, so records appended after it are still readable."""
+    wal = WriteAheadLog(tmp_path)
+    wal.append(KIND_ARROW_LOGS, 1, 1, b"before")
+    real_write = os.write
+    state = {"fail": True}
+
+    def half_then_fail(fd: int, data: bytes) -> int:
+        if state["fail"] and len(data) > 10:
+            state["fail"] = False
+            real_write(fd, data[:10])
+            raise OSError("No space left on device")
+        return real_write(fd, data)
+
+    monkeypatch.setattr(os, "write", half_then_fail)
+    with pytest.raises(OSError):
+        wal.append(KIND_ARROW_LOGS, 1, 2, b"lost in the middle")
+    _, end = wal.append(KIND_ARROW_LOGS, 1, 3, b"after")
+    wal.sync(end)
+    wal.close()
+    assert [r.payload for r in WriteAheadLog(tmp_path).read_from(Position(0, 0))] == [b"before", b"after"]

@@ -17,6 +17,7 @@ import orjson
 from fastapi import Request
 
 from logpond.api import errors
+from logpond.api.bodies import MAX_API_BODY_BYTES, read_body_limited
 from logpond.meta.scopes import has_scope
 
 
@@ -78,7 +79,8 @@ async def _find_personal_key(request: Request) -> tuple[str, str] | None:
         if scheme.lower() == "bearer" and value and not value.startswith(("pha_", "phc_")):
             return value, "Authorization header"
     if request.method in ("POST", "PUT", "PATCH") and "json" in request.headers.get("content-type", "json"):
-        body = await request.body()
+        # bounded: this runs before authentication, so it must not buffer an arbitrary upload
+        body = await read_body_limited(request, MAX_API_BODY_BYTES) or b""
         if body and b"personal_api_key" in body:
             try:
                 doc = orjson.loads(body)

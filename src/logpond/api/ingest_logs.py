@@ -8,8 +8,10 @@ OTLP exporters (which only read the status) and people reading the body learn wh
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import time
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 import anyio.to_thread
@@ -18,11 +20,13 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from logpond.api.auth import project_for_token
+from logpond.api.bodies import read_body_limited
 from logpond.ingest.errors import DecodeError, PayloadTooLarge
 from logpond.ingest.pipeline import arrow_from_bytes, decode_otlp_logs, decode_otlp_logs_ipc
 from logpond.ingest.wal import KIND_OTLP_LOGS
 from logpond.ingest.writer import Backpressure
 
+log = logging.getLogger(__name__)
 router = APIRouter()
 
 _TOKEN_RE = re.compile(r"^[A-Za-z0-9_\-]{8,200}$")
@@ -38,21 +42,6 @@ def _error(status: int, message: str, *, code: str, type_: str, headers: dict[st
     return JSONResponse(body, status_code=status, headers={**_CORS, **(headers or {})})
 
 
-async def read_body_limited(request: Request, limit: int) -> bytes | None:
-    """The request body, or None as soon as it exceeds ``limit`` bytes (nothing more is buffered)."""
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        return None
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 def _token(request: Request) -> str | None:
     header = request.headers.get("authorization", "")
     scheme, _, value = header.partition(" ")
@@ -64,10 +53,16 @@ def _token(request: Request) -> str | None:
 async def decode_request(services: Any, body: bytes, team_id: int, received_ns: int) -> pa.Table:
     """Decode in a worker process when the app has a pool (a second core for the GIL-bound part), else here."""
     limit = services.settings.max_decompressed_bytes
-    if services.decode_pool is not None:
+    pool = services.decode_pool
+    if pool is not None:
         loop = asyncio.get_running_loop()
-        ipc = await loop.run_in_executor(services.decode_pool, decode_otlp_logs_ipc, body, team_id, received_ns, limit)
-        return arrow_from_bytes(ipc)
+        try:
+            ipc = await loop.run_in_executor(pool, decode_otlp_logs_ipc, body, team_id, received_ns, limit)
+            return arrow_from_bytes(ipc)
+        except BrokenProcessPool:
+            # a worker died (OOM killer, signal): replace the pool once and decode this request here
+            log.warning("the decode worker pool broke; starting a new one")
+            services.restart_decode_pool(pool)
     return await anyio.to_thread.run_sync(
         lambda: decode_otlp_logs(body, team_id=team_id, received_ns=received_ns, max_decompressed_bytes=limit)
     )

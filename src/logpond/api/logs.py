@@ -11,6 +11,7 @@ from fastapi.responses import Response
 
 from logpond.api import errors
 from logpond.api.auth import ProjectAccess, project_access
+from logpond.api.bodies import MAX_API_BODY_BYTES, read_body_limited
 from logpond.logs.filters import FilterError, parse_filters
 from logpond.logs.query import (
     MAX_EXPORTABLE_LOGS,
@@ -30,7 +31,11 @@ def json_response(doc: Any, status: int = 200) -> Response:
 
 
 async def json_body(request: Request) -> Any:
-    raw = await request.body()
+    raw = await read_body_limited(request, MAX_API_BODY_BYTES)
+    if raw is None:
+        raise errors.APIError(
+            413, "Request body is larger than 20 MB.", code="payload_too_large", type="invalid_request"
+        )
     if not raw:
         return {}
     try:

@@ -528,9 +528,7 @@ def _json_any_value_into(target: AnyValue, value: Any) -> None:
                     raise exc.within(f"{key}.values[{index}]") from None
         elif key in ("kvlistValue", "kvlist_value"):
             target.kvlist_value.SetInParent()  # an empty kvlist is still a kvlist, not an empty AnyValue
-            _json_attributes_into(
-                target.kvlist_value.values, _json_object(item, key).get("values"), f"{key}.values"
-            )
+            _json_attributes_into(target.kvlist_value.values, _json_object(item, key).get("values"), f"{key}.values")
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -672,9 +670,7 @@ def _rows_from_wire_view(request: Any, team_id: int, now_ns: int) -> pa.Table:
 
     for resource_logs in request.resource_logs:
         resource_index = len(service_names)
-        service_names.append(
-            _resource_attributes_into(resource_logs.resource, resource_keys, resource_values)
-        )
+        service_names.append(_resource_attributes_into(resource_logs.resource, resource_keys, resource_values))
         resource_offsets.append(len(resource_keys))
         for scope_logs in resource_logs.scope_logs:
             records = scope_logs.log_records
@@ -715,9 +711,7 @@ def _rows_from_wire_view(request: Any, team_id: int, now_ns: int) -> pa.Table:
     except (UnicodeDecodeError, ProtobufDecodeError) as exc:
         raise _MalformedValue(str(exc)) from None
     body_array = pa.array(bodies, pa.string())
-    severity_text_array, severity_number_array = _severity_columns(
-        severity_texts, severity_numbers, bodies, body_array
-    )
+    severity_text_array, severity_number_array = _severity_columns(severity_texts, severity_numbers, bodies, body_array)
     resources = pa.MapArray.from_arrays(
         pa.array(resource_offsets, pa.int32()),
         pa.array(resource_keys, pa.string()),
@@ -791,9 +785,7 @@ def _severity_columns(
         return text_array, number_array.cast(pa.uint8())
     resolved = [resolve_severity(texts[row], numbers[row], bodies[row]) for row in slow_rows]
     text_array = pc.replace_with_mask(text_array, slow, pa.array([text for text, _ in resolved], pa.string()))
-    number_array = pc.replace_with_mask(
-        number_array, slow, pa.array([number for _, number in resolved], pa.int32())
-    )
+    number_array = pc.replace_with_mask(number_array, slow, pa.array([number for _, number in resolved], pa.int32()))
     return text_array, number_array.cast(pa.uint8())
 
 

@@ -69,9 +69,7 @@ def uuid7_batch(count: int, unix_ms: int | None = None) -> list[str]:
             extend(
                 [
                     f"{head}{low_hex}-{rand}"
-                    for low_hex, rand in zip(
-                        _HEX3[low : low + block], randoms[done : done + block], strict=True
-                    )
+                    for low_hex, rand in zip(_HEX3[low : low + block], randoms[done : done + block], strict=True)
                 ]
             )
             counter += block

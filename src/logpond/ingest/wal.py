@@ -99,14 +99,24 @@ class WriteAheadLog:
             if self._offset and self._offset + len(header) + len(payload) > self.segment_max_bytes:
                 self._rotate()
             start = Position(self._seq, self._offset)
-            os.write(self._fd, header + payload)
-            self._offset += len(header) + len(payload)
+            data = header + payload
+            try:
+                written = 0
+                while written < len(data):  # os.write may write less than asked (disk nearly full)
+                    written += os.write(self._fd, data[written:])
+            except OSError:
+                # drop the partial record so the segment stays readable past it, then report the failure
+                os.ftruncate(self._fd, self._offset)
+                raise
+            self._offset += len(data)
             return start, Position(self._seq, self._offset)
 
     def _rotate(self) -> None:
         if self.fsync_enabled:
             os.fsync(self._fd)
-        self._retired.append(self._fd)
+            self._retired.append(self._fd)
+        else:
+            os.close(self._fd)  # nobody syncs it, so nobody can be holding it
         self._seq += 1
         self._fd = self._open(self._seq)
         self._offset = 0

@@ -60,7 +60,15 @@ class WriterStats:
     insert_failures: int = 0
 
 
+def _one_chunk(tables: list[pa.Table]) -> pa.Table:
+    """One table in one chunk: the store's deduplication token only matches an identically split insert."""
+    table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
+    return table.combine_chunks()
+
+
 class DurableWriter:
+    last_error: str | None = None
+
     def __init__(
         self,
         store: Store,
@@ -189,7 +197,17 @@ class DurableWriter:
             if batch is None:
                 return
             rows = sum(item.table.num_rows for item in batch)
-            self._insert_with_retry(batch)
+            delay = 0.1
+            while not self._insert_batch(batch):
+                # the store or the disk failed: the rows stay in the WAL; retry unless we are stopping,
+                # in which case the next start replays them
+                with self._lock:
+                    if self._stopping:
+                        self._busy = False
+                        self._drained.notify_all()
+                        return
+                time.sleep(delay)
+                delay = min(delay * 2, 5.0)
             with self._lock:
                 self._queued_rows -= rows
                 self._busy = False
@@ -197,28 +215,28 @@ class DurableWriter:
                 self._oldest_at = time.monotonic() if self._queue else None
                 self._drained.notify_all()
 
-    def _insert_with_retry(self, batch: list[_Item]) -> None:
+    def _insert_batch(self, batch: list[_Item]) -> bool:
+        """Insert one batch exactly once across crashes; False (after logging) if anything failed."""
         start, end = batch[0].start, batch[-1].end
         token = f"wal-{start.segment}.{start.offset}-{end.segment}.{end.offset}"
-        self._write_state(
-            "inflight.json", {"start": [start.segment, start.offset], "end": [end.segment, end.offset], "token": token}
-        )
-        table = pa.concat_tables([item.table for item in batch]) if len(batch) > 1 else batch[0].table
-        delay = 0.1
-        while True:
-            try:
-                self.store.insert_logs(table, dedup_token=token)
-                break
-            except Exception:  # the store is down or full: keep the rows, retry, let the queue apply backpressure
-                self.stats.insert_failures += 1
-                log.exception("insert of %d rows failed; retrying in %.1f s", table.num_rows, delay)
-                time.sleep(delay)
-                delay = min(delay * 2, 5.0)
-        self.stats.inserted_rows += table.num_rows
-        self.stats.inserted_batches += 1
-        self._write_state("checkpoint.json", {"position": [end.segment, end.offset]})
-        (self._state_dir / "inflight.json").unlink(missing_ok=True)
-        self.wal.delete_segments_before(end.segment)
+        try:
+            self._write_state(
+                "inflight.json",
+                {"start": [start.segment, start.offset], "end": [end.segment, end.offset], "token": token},
+            )
+            self.store.insert_logs(_one_chunk([item.table for item in batch]), dedup_token=token)
+            self.stats.inserted_rows += sum(item.table.num_rows for item in batch)
+            self.stats.inserted_batches += 1
+            self._write_state("checkpoint.json", {"position": [end.segment, end.offset]})
+            self._remove_state("inflight.json")
+            self.wal.delete_segments_before(end.segment)
+        except Exception as exc:  # keep the thread alive whatever failed; the batch is retried
+            self.stats.insert_failures += 1
+            self.last_error = f"{type(exc).__name__}: {exc}"
+            log.exception("writing a batch of %d rows failed; will retry", sum(i.table.num_rows for i in batch))
+            return False
+        self.last_error = None
+        return True
 
     # --- state files -----------------------------------------------------------------------------
     def _write_state(self, name: str, doc: dict[str, object]) -> None:
@@ -230,6 +248,19 @@ class DurableWriter:
             if self.wal.fsync_enabled:
                 os.fsync(f.fileno())
         os.replace(tmp, path)
+        self._sync_dir()
+
+    def _remove_state(self, name: str) -> None:
+        (self._state_dir / name).unlink(missing_ok=True)
+        self._sync_dir()
+
+    def _sync_dir(self) -> None:
+        if self.wal.fsync_enabled:
+            fd = os.open(self._state_dir, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
 
     def _read_state(self, name: str) -> dict[str, object] | None:
         path = self._state_dir / name
@@ -249,11 +280,11 @@ class DurableWriter:
                 records = [r for r in self.wal.read_from(start) if r.end <= end]
                 tables = [self.decoder(r) for r in records]
                 if tables:
-                    self.store.insert_logs(pa.concat_tables(tables), dedup_token=str(inflight["token"]))
+                    self.store.insert_logs(_one_chunk(tables), dedup_token=str(inflight["token"]))
                     self.stats.replayed_rows += sum(t.num_rows for t in tables)
                 position = end
                 self._write_state("checkpoint.json", {"position": [end.segment, end.offset]})
-            (self._state_dir / "inflight.json").unlink(missing_ok=True)
+            self._remove_state("inflight.json")
         replayed = 0
         for record in self.wal.read_from(position):
             if record.start < position:

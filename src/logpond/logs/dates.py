@@ -89,7 +89,23 @@ _NEXT = {
 
 def parse_date(text: str, *, now: dt.datetime) -> dt.datetime:
     """A UTC datetime for an ISO or relative date string; raise ``DateParseError`` otherwise."""
-    text = text.strip()
+    try:
+        value = _parse(text.strip(), now)
+    except DateParseError:
+        raise
+    except (OverflowError, ValueError):
+        raise DateParseError(f"Date out of range: {text!r}.") from None
+    if not MIN_DATE <= value <= MAX_DATE:
+        raise DateParseError(f"Date out of range: {text!r} (supported: years 1900 to 2299).")
+    return value
+
+
+# what ClickHouse's DateTime64(6) can hold
+MIN_DATE = dt.datetime(1900, 1, 1, tzinfo=dt.UTC)
+MAX_DATE = dt.datetime(2299, 12, 31, tzinfo=dt.UTC)
+
+
+def _parse(text: str, now: dt.datetime) -> dt.datetime:
     match = _RELATIVE.match(text)
     if match:
         n, unit, snap = int(match.group(1)), match.group(2), match.group(3)

@@ -96,7 +96,8 @@ def parse_date_range(
     except DateParseError as exc:
         raise FilterError(str(exc), "dateRange__date_from") from None
     try:
-        date_to = parse_date(raw_to, now=now) if raw_to else None
+        # no date_to means "until now" for every endpoint alike (PostHog's rule)
+        date_to = parse_date(raw_to, now=now) if raw_to else now
     except DateParseError as exc:
         raise FilterError(str(exc), "dateRange__date_to") from None
     if date_from and date_to and date_from > date_to:
@@ -116,7 +117,9 @@ def parse_filters(doc: dict[str, Any], *, now: dt.datetime, default_from: str = 
     if search is not None and not isinstance(search, str):
         raise FilterError("Expected a string.", "searchTerm")
     fingerprint = doc.get("resourceFingerprint")
-    if fingerprint is not None and not (isinstance(fingerprint, str | int) and str(fingerprint).isdecimal()):
+    if fingerprint is not None and not (
+        isinstance(fingerprint, str | int) and str(fingerprint).isdecimal() and int(str(fingerprint)[:21]) < 2**64
+    ):
         raise FilterError("Expected a numeric fingerprint.", "resourceFingerprint")
     return LogsFilters(
         date_from=date_from,
@@ -289,8 +292,8 @@ def _single(operator: str, target: ast.Expr, value: Any, leaf: dict[str, Any]) -
     if operator.startswith("is_date_"):
         parsed = call("parseDateTime64BestEffortOrNull", string_target, Constant(6), Constant("UTC"))
         try:
-            moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-        except ValueError:
+            moment = parse_date(text, now=dt.datetime.now(dt.UTC))
+        except DateParseError:
             raise FilterError(f"Invalid date {text!r}.", "filterGroup") from None
         op = {"is_date_exact": "=", "is_date_before": "<", "is_date_after": ">"}[operator]
         return Compare(op, parsed, Constant(moment))  # type: ignore[arg-type]

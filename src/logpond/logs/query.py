@@ -19,7 +19,7 @@ from typing import Any
 
 import orjson
 
-from logpond.logs.dates import ch_datetime_to_iso
+from logpond.logs.dates import MAX_DATE, MIN_DATE, ch_datetime_to_iso
 from logpond.logs.filters import FilterError, LogsFilters, filter_conditions, parse_filters, time_conditions
 from logpond.query import ast
 from logpond.query.ast import Compare, CompareOperator, Constant, Field, OrderExpr, Select, Tuple, and_, call
@@ -68,9 +68,19 @@ def decode_cursor(cursor: Any) -> tuple[dt.datetime, str]:
         row_uuid = str(uuidlib.UUID(str(doc["uuid"])))
     except (binascii.Error, ValueError, KeyError, TypeError, orjson.JSONDecodeError):
         raise FilterError("Malformed cursor: expected the nextCursor of a previous response.", "after") from None
+    return _in_range(moment, "after"), row_uuid
+
+
+def _in_range(moment: dt.datetime, attr: str) -> dt.datetime:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=dt.UTC)
-    return moment.astimezone(dt.UTC), row_uuid
+    try:
+        moment = moment.astimezone(dt.UTC)
+    except OverflowError:
+        raise FilterError("Timestamp out of range.", attr) from None
+    if not MIN_DATE <= moment <= MAX_DATE:
+        raise FilterError("Timestamp out of range (years 1900 to 2299).", attr)
+    return moment
 
 
 def parse_logs_query(doc: Any, *, now: dt.datetime) -> LogsQuery:
@@ -92,8 +102,7 @@ def parse_logs_query(doc: Any, *, now: dt.datetime) -> LogsQuery:
             checkpoint = dt.datetime.fromisoformat(str(doc["liveLogsCheckpoint"]).replace("Z", "+00:00"))
         except ValueError:
             raise FilterError("Invalid liveLogsCheckpoint timestamp.", "liveLogsCheckpoint") from None
-        if checkpoint.tzinfo is None:
-            checkpoint = checkpoint.replace(tzinfo=dt.UTC)
+        checkpoint = _in_range(checkpoint, "liveLogsCheckpoint")
     exclude = doc.get("excludeAttributes", False)
     return LogsQuery(
         filters=filters,

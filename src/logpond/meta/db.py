@@ -88,9 +88,7 @@ class MetaDB:
         self._clock = clock
         self._scrypt = scrypt
         self._read_sessions = sessionmaker(self.engine, expire_on_commit=False)
-        self._write_sessions = sessionmaker(
-            self.engine.execution_options(**WRITE_OPTIONS), expire_on_commit=False
-        )
+        self._write_sessions = sessionmaker(self.engine.execution_options(**WRITE_OPTIONS), expire_on_commit=False)
 
     # --- lifecycle ---------------------------------------------------------------------------------------
 
@@ -170,9 +168,7 @@ class MetaDB:
 
     def list_organizations(self) -> list[Organization]:
         with self._reading() as session:
-            rows = session.scalars(
-                select(OrganizationRow).order_by(OrganizationRow.created_at, OrganizationRow.id)
-            )
+            rows = session.scalars(select(OrganizationRow).order_by(OrganizationRow.created_at, OrganizationRow.id))
             return [_organization(row) for row in rows]
 
     def get_organization(self, organization_id: str) -> Organization | None:
@@ -184,9 +180,7 @@ class MetaDB:
         base = slugify(name)
         # Every candidate slug starts with these characters (suffixes cut at most 16 from the end).
         prefix = base[:32]
-        taken = set(
-            session.scalars(select(OrganizationRow.slug).where(OrganizationRow.slug.startswith(prefix)))
-        )
+        taken = set(session.scalars(select(OrganizationRow.slug).where(OrganizationRow.slug.startswith(prefix))))
         slug = next(candidate for candidate in slug_candidates(base) if candidate not in taken)
         now = self._clock()
         row = OrganizationRow(id=str(uuid.uuid4()), name=name, slug=slug, created_at=now, updated_at=now)
@@ -196,18 +190,14 @@ class MetaDB:
 
     # --- projects ----------------------------------------------------------------------------------------
 
-    def create_project(
-        self, name: str, organization_id: str | None = None, *, timezone: str = "UTC"
-    ) -> Project:
+    def create_project(self, name: str, organization_id: str | None = None, *, timezone: str = "UTC") -> Project:
         """A new project with a fresh ``phc_`` token in ``organization_id`` (None: the first organisation)."""
         name = _clean_name(name, "project name")
         _check_timezone(timezone)
         with self._writing() as session:
             if organization_id is None:
                 organization_id = session.scalar(
-                    select(OrganizationRow.id)
-                    .order_by(OrganizationRow.created_at, OrganizationRow.id)
-                    .limit(1)
+                    select(OrganizationRow.id).order_by(OrganizationRow.created_at, OrganizationRow.id).limit(1)
                 )
                 if organization_id is None:
                     raise NotFoundError("there is no organization yet; bootstrap the database first")
@@ -352,9 +342,7 @@ class MetaDB:
             return None
         return user if check_password(password, password_hash) else None
 
-    def _membership_level(
-        self, session: Session, user_id: int, organization_id: str
-    ) -> MembershipLevel | None:
+    def _membership_level(self, session: Session, user_id: int, organization_id: str) -> MembershipLevel | None:
         level = session.scalar(
             select(OrganizationMembershipRow.level).where(
                 OrganizationMembershipRow.user_id == user_id,
@@ -387,9 +375,7 @@ class MetaDB:
         session.flush()
         return row
 
-    def _insert_membership(
-        self, session: Session, user_id: int, organization_id: str, level: MembershipLevel
-    ) -> None:
+    def _insert_membership(self, session: Session, user_id: int, organization_id: str, level: MembershipLevel) -> None:
         now = self._clock()
         session.add(
             OrganizationMembershipRow(
@@ -425,9 +411,7 @@ class MetaDB:
             raise ValueError("a personal API key needs at least one scope")
         teams = None if scoped_teams is None else _checked_ints(scoped_teams, "scoped_teams")
         organizations = (
-            None
-            if scoped_organizations is None
-            else _checked_strs(scoped_organizations, "scoped_organizations")
+            None if scoped_organizations is None else _checked_strs(scoped_organizations, "scoped_organizations")
         )
         plain = new_personal_api_key()
         with self._writing() as session:
@@ -539,9 +523,7 @@ class MetaDB:
         """A key may only be restricted to projects and organisations its owner can reach."""
         member_of = set(
             session.scalars(
-                select(OrganizationMembershipRow.organization_id).where(
-                    OrganizationMembershipRow.user_id == user_id
-                )
+                select(OrganizationMembershipRow.organization_id).where(OrganizationMembershipRow.user_id == user_id)
             )
         )
         for organization_id in organizations or ():
@@ -550,9 +532,7 @@ class MetaDB:
                     f"scoped_organizations: {organization_id!r} is not an organization this user belongs to"
                 )
         if teams:
-            reachable = set(
-                session.scalars(select(ProjectRow.id).where(ProjectRow.organization_id.in_(member_of)))
-            )
+            reachable = set(session.scalars(select(ProjectRow.id).where(ProjectRow.organization_id.in_(member_of))))
             for project_id in teams:
                 if project_id not in reachable:
                     raise ValueError(f"scoped_teams: {project_id} is not a project this user can access")
@@ -606,9 +586,7 @@ def _checked_strs(values: Sequence[str], field: str) -> tuple[str, ...]:
 
 
 def _organization(row: OrganizationRow) -> Organization:
-    return Organization(
-        id=row.id, name=row.name, slug=row.slug, created_at=row.created_at, updated_at=row.updated_at
-    )
+    return Organization(id=row.id, name=row.name, slug=row.slug, created_at=row.created_at, updated_at=row.updated_at)
 
 
 def _project(row: ProjectRow) -> Project:

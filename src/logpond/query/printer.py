@@ -156,6 +156,27 @@ FUNCTIONS: dict[str, str] = {
 _ESCAPES = {"\\": "\\\\", "'": "\\'", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\0": "\\0", "\b": "\\b", "\f": "\\f"}
 
 
+# the only strings the printer copies from nodes into SQL verbatim are checked against these
+_INTERVAL_UNITS = frozenset({"second", "minute", "hour", "day", "week", "month", "quarter", "year"})
+_JOIN_TYPES = frozenset(
+    {
+        "JOIN",
+        "INNER JOIN",
+        "LEFT JOIN",
+        "RIGHT JOIN",
+        "FULL JOIN",
+        "LEFT OUTER JOIN",
+        "RIGHT OUTER JOIN",
+        "FULL OUTER JOIN",
+        "CROSS JOIN",
+        "ANY LEFT JOIN",
+        "ANY INNER JOIN",
+        "SEMI LEFT JOIN",
+        "ANTI LEFT JOIN",
+    }
+)
+
+
 def quote_string(value: str) -> str:
     out = []
     for ch in value:
@@ -352,6 +373,8 @@ class ClickHousePrinter:
         return f"{self.visit(node.expr)}[{self.visit(node.index)}]"
 
     def _interval(self, node: ast.Interval) -> str:
+        if node.unit not in _INTERVAL_UNITS:
+            raise QueryError(f"Unsupported interval unit: {node.unit}")
         return f"toInterval{node.unit.capitalize()}({self.visit(node.value)})"
 
     # --- queries ---------------------------------------------------------------------------------
@@ -384,6 +407,8 @@ class ClickHousePrinter:
             if node.having is not None:
                 parts.append("HAVING " + self.visit(node.having))
             if node.order_by:
+                if any(o.order not in ("ASC", "DESC") for o in node.order_by):
+                    raise QueryError("ORDER BY direction must be ASC or DESC")
                 parts.append("ORDER BY " + ", ".join(f"{self.visit(o.expr)} {o.order}" for o in node.order_by))
             if node.limit is not None:
                 parts.append(f"LIMIT {int(node.limit)}")
@@ -422,6 +447,8 @@ class ClickHousePrinter:
                     self.ctx.scopes.pop()
                 source = f"({inner}) AS {quote_identifier(alias)}"
             if current.join_type:
+                if current.join_type not in _JOIN_TYPES:
+                    raise QueryError(f"Unsupported join type: {current.join_type}")
                 piece = f"{current.join_type} {source}"
                 if current.constraint is not None:
                     piece += " ON " + self.visit(current.constraint)

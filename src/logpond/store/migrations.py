@@ -51,7 +51,9 @@ PARTITION BY toDate(original_expiry_timestamp)
 -- newest logs of a project and service are a reverse range read; other time ranges prune by day
 ORDER BY (team_id, time_bucket, service_name, timestamp)
 TTL original_expiry_timestamp
-SETTINGS ttl_only_drop_parts = 1, non_replicated_deduplication_window = 10000
+-- parts are fsynced before an insert returns: the writer deletes WAL segments once their rows are in
+SETTINGS ttl_only_drop_parts = 1, non_replicated_deduplication_window = 10000,
+    fsync_after_insert = 1, fsync_part_directory = 1
 """
 
 MIGRATIONS: tuple[Migration, ...] = (Migration(1, "create_logs", (LOGS_TABLE,)),)

@@ -92,9 +92,7 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(
             ["user_id"], ["users.id"], name="fk_organization_memberships_user_id_users", ondelete="CASCADE"
         ),
-        sa.UniqueConstraint(
-            "organization_id", "user_id", name="uq_organization_memberships_organization_id_user_id"
-        ),
+        sa.UniqueConstraint("organization_id", "user_id", name="uq_organization_memberships_organization_id_user_id"),
     )
     op.create_index("ix_organization_memberships_user_id", "organization_memberships", ["user_id"])
 
