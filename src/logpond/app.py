@@ -107,7 +107,12 @@ def create_app(settings: Settings, *, services: Services | None = None, with_wri
     @app.get("/_health", include_in_schema=False)
     async def health() -> dict[str, Any]:
         writer = services.writer
-        return {"status": "ok", "queued_rows": writer.queued_rows if writer else 0}
+        error = writer.last_error if writer else None
+        return {
+            "status": "degraded" if error else "ok",
+            "queued_rows": writer.queued_rows if writer else 0,
+            "writer_error": error,
+        }
 
     app.add_middleware(PathNormaliser)
     return app
