@@ -10,36 +10,17 @@ from __future__ import annotations
 
 import datetime as dt
 import gzip
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
+
+from tests.ingest._requests import any_value
 
 Resource = Mapping[str, Any]
 Scope = tuple[str, str] | None
-
-
-def any_value(value: Any) -> AnyValue:
-    out = AnyValue()
-    if isinstance(value, bool):
-        out.bool_value = value
-    elif isinstance(value, int):
-        out.int_value = value
-    elif isinstance(value, float):
-        out.double_value = value
-    elif isinstance(value, str):
-        out.string_value = value
-    elif isinstance(value, bytes):
-        out.bytes_value = value
-    elif isinstance(value, Mapping):
-        out.kvlist_value.values.extend(key_value(k, v) for k, v in value.items())
-    elif isinstance(value, Sequence):
-        out.array_value.values.extend(any_value(v) for v in value)
-    else:
-        raise TypeError(f"no AnyValue for {type(value).__name__}")
-    return out
 
 
 def key_value(key: str, value: Any) -> KeyValue:
