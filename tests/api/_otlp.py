@@ -18,6 +18,7 @@ from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 
 from tests.ingest._requests import any_value
+from tests.ingest._requests import log_record as build_log_record
 
 Resource = Mapping[str, Any]
 Scope = tuple[str, str] | None
@@ -48,20 +49,18 @@ def log_record(
 ) -> LogRecord:
     if isinstance(time_unix_nano, dt.datetime):
         time_unix_nano = ns(time_unix_nano)
-    record = LogRecord(
+    return build_log_record(
+        body,
+        attributes=attributes or {},
         time_unix_nano=time_unix_nano,
         observed_time_unix_nano=observed_time_unix_nano,
+        severity_number=severity_number,
         severity_text=severity_text,
-        severity_number=severity_number,  # type: ignore[arg-type]
         trace_id=trace_id,
         span_id=span_id,
-        event_name=event_name,
         flags=flags,
+        event_name=event_name,
     )
-    if body is not None:
-        record.body.CopyFrom(any_value(body))
-    record.attributes.extend(key_value(k, v) for k, v in (attributes or {}).items())
-    return record
 
 
 def add_resource_logs(
