@@ -182,7 +182,7 @@ def _validate_leaf(leaf: dict[str, Any], attr: str) -> None:
 # --- building conditions -----------------------------------------------------------------------
 
 
-def _escape_like(text: str) -> str:
+def escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
@@ -277,7 +277,7 @@ def _single(operator: str, target: ast.Expr, value: Any, leaf: dict[str, Any]) -
     text = _stringify(value)
     string_target = _string_target(target, leaf)
     if operator in ("icontains", "not_icontains"):
-        like: ast.Expr = Compare("ilike", string_target, Constant(f"%{_escape_like(text)}%"))
+        like: ast.Expr = Compare("ilike", string_target, Constant(f"%{escape_like(text)}%"))
         return like if operator == "icontains" else Not(like)
     if operator in ("regex", "not_regex"):
         match: ast.Expr = call("match", string_target, Constant(text))
@@ -316,7 +316,7 @@ def group_condition(node: dict[str, Any] | None) -> ast.Expr | None:
 def search_condition(term: str) -> ast.Expr:
     # lowerUTF8(body) LIKE is case-insensitive for any script and is what the ngram bloom-filter index on
     # lowerUTF8(body) can serve (ILIKE would give the same rows but cannot use that index)
-    return Compare("like", call("lowerUTF8", Field("body")), Constant(f"%{_escape_like(term.lower())}%"))
+    return Compare("like", call("lowerUTF8", Field("body")), Constant(f"%{escape_like(term.lower())}%"))
 
 
 def _day_bound(op: CompareOperator, moment: dt.datetime) -> ast.Expr:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from logpond.store.migrations import LOG_BYTES_EXPR
+
 
 @dataclass(frozen=True)
 class FieldDef:
@@ -58,7 +60,55 @@ LOGS = TableDef(
         # raw stored bytes, for filters that should use the bloom-filter index
         "_trace_id_bytes": _col("trace_id", "FixedString(16)", hidden=True),
         "_span_id_bytes": _col("span_id", "FixedString(8)", hidden=True),
+        # body plus attribute keys and values, the size the sparkline ranks by
+        "_bytes_uncompressed": FieldDef(LOG_BYTES_EXPR.format(t="{t}."), "UInt64", hidden=True),
     },
 )
 
-TABLES: dict[str, TableDef] = {LOGS.name: LOGS}
+
+def _columns(**types: str) -> dict[str, FieldDef]:
+    return {name: _col(name, type_) for name, type_ in types.items()}
+
+
+# rollups fed at ingestion (store/migrations.py); readers sum() the counts, merges may lag
+LOG_COUNTS = TableDef(
+    name="log_counts",
+    physical="log_counts",
+    fields=_columns(
+        team_id="Int32",
+        minute="DateTime('UTC')",
+        service_name="LowCardinality(String)",
+        severity_text="LowCardinality(String)",
+        logs="UInt64",
+        bytes="UInt64",
+    ),
+)
+
+LOG_ATTRIBUTE_KEYS = TableDef(
+    name="log_attribute_keys",
+    physical="log_attribute_keys",
+    fields=_columns(
+        team_id="Int32",
+        attribute_type="LowCardinality(String)",
+        time_bucket="DateTime('UTC')",
+        service_name="LowCardinality(String)",
+        attribute_key="String",
+        attribute_count="UInt64",
+    ),
+)
+
+LOG_ATTRIBUTE_VALUES = TableDef(
+    name="log_attribute_values",
+    physical="log_attribute_values",
+    fields=_columns(
+        team_id="Int32",
+        attribute_type="LowCardinality(String)",
+        attribute_key="LowCardinality(String)",
+        time_bucket="DateTime('UTC')",
+        attribute_value="String",
+        service_name="LowCardinality(String)",
+        attribute_count="UInt64",
+    ),
+)
+
+TABLES: dict[str, TableDef] = {t.name: t for t in (LOGS, LOG_COUNTS, LOG_ATTRIBUTE_KEYS, LOG_ATTRIBUTE_VALUES)}

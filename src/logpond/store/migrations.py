@@ -56,4 +56,136 @@ SETTINGS ttl_only_drop_parts = 1, non_replicated_deduplication_window = 10000,
     fsync_after_insert = 1, fsync_part_directory = 1
 """
 
-MIGRATIONS: tuple[Migration, ...] = (Migration(1, "create_logs", (LOGS_TABLE,)),)
+# What a log weighs before compression, for ranking by volume: the body plus attribute keys and values.
+# The same expression is the hidden ``_bytes_uncompressed`` field of the ``logs`` query table.
+LOG_BYTES_EXPR = (
+    "length({t}body) + arraySum(arrayMap(k -> length(k), mapKeys({t}attributes)))"
+    " + arraySum(arrayMap(v -> length(v), mapValues({t}attributes)))"
+)
+
+# Rollups kept current at ingestion by materialized views, so explorer aggregates never scan raw logs.
+# Every rollup is a SummingMergeTree: rows of one key are added up by merges, and readers sum() again
+# because unmerged parts may still hold several rows per key. Each rollup has a deduplication window,
+# so a replayed insert (same insert_deduplication_token) adds nothing to them either. Partitions follow
+# the logs' expiry day and drop a day after the logs they count.
+_ROLLUP_SETTINGS = (
+    "SETTINGS ttl_only_drop_parts = 1, non_replicated_deduplication_window = 10000, "
+    "fsync_after_insert = 1, fsync_part_directory = 1"
+)
+
+LOG_COUNTS_TABLE = f"""
+CREATE TABLE IF NOT EXISTS {{db}}.log_counts
+(
+    team_id Int32,
+    minute DateTime('UTC'),
+    service_name LowCardinality(String),
+    severity_text LowCardinality(String),
+    expiry_day Date,
+    logs UInt64,
+    bytes UInt64
+)
+ENGINE = SummingMergeTree((logs, bytes))
+PARTITION BY expiry_day
+ORDER BY (team_id, minute, service_name, severity_text, expiry_day)
+TTL expiry_day + INTERVAL 1 DAY
+{_ROLLUP_SETTINGS}
+"""
+
+LOG_COUNTS_SELECT = f"""
+SELECT team_id, toStartOfMinute(timestamp) AS minute, service_name, severity_text,
+    toDate(original_expiry_timestamp) AS expiry_day, count() AS logs,
+    sum({LOG_BYTES_EXPR.format(t="")}) AS bytes
+FROM {{db}}.logs
+GROUP BY team_id, minute, service_name, severity_text, expiry_day
+"""
+
+# attribute keys per 10 minutes and service: small, answers "which keys exist" without reading values
+LOG_ATTRIBUTE_KEYS_TABLE = f"""
+CREATE TABLE IF NOT EXISTS {{db}}.log_attribute_keys
+(
+    team_id Int32,
+    attribute_type LowCardinality(String),
+    time_bucket DateTime('UTC'),
+    service_name LowCardinality(String),
+    attribute_key String,
+    expiry_day Date,
+    attribute_count UInt64
+)
+ENGINE = SummingMergeTree(attribute_count)
+PARTITION BY expiry_day
+ORDER BY (team_id, attribute_type, time_bucket, service_name, attribute_key, expiry_day)
+TTL expiry_day + INTERVAL 1 DAY
+{_ROLLUP_SETTINGS}
+"""
+
+# log attributes and resource attributes as one array of (type, key, value)
+_ATTRIBUTE_TRIPLES = (
+    "arrayConcat("
+    "arrayMap((k, v) -> ('log', toString(k), v), mapKeys(attributes), mapValues(attributes)), "
+    "arrayMap((k, v) -> ('resource', toString(k), v), mapKeys(resource_attributes), mapValues(resource_attributes)))"
+)
+
+LOG_ATTRIBUTE_KEYS_SELECT = f"""
+SELECT team_id, triple.1 AS attribute_type, toStartOfTenMinutes(timestamp) AS time_bucket, service_name,
+    triple.2 AS attribute_key, toDate(original_expiry_timestamp) AS expiry_day, count() AS attribute_count
+FROM {{db}}.logs
+ARRAY JOIN {_ATTRIBUTE_TRIPLES} AS triple
+GROUP BY team_id, attribute_type, time_bucket, service_name, attribute_key, expiry_day
+"""
+
+# values per key, 10 minutes and service; like PostHog, keys and values of 256 characters or more are
+# left out (they are ids or payloads nobody picks from a list)
+LOG_ATTRIBUTE_VALUES_TABLE = f"""
+CREATE TABLE IF NOT EXISTS {{db}}.log_attribute_values
+(
+    team_id Int32,
+    attribute_type LowCardinality(String),
+    attribute_key LowCardinality(String),
+    time_bucket DateTime('UTC'),
+    attribute_value String CODEC(ZSTD(3)),
+    service_name LowCardinality(String),
+    expiry_day Date,
+    attribute_count UInt64
+)
+ENGINE = SummingMergeTree(attribute_count)
+PARTITION BY expiry_day
+ORDER BY (team_id, attribute_type, attribute_key, time_bucket, attribute_value, service_name, expiry_day)
+TTL expiry_day + INTERVAL 1 DAY
+{_ROLLUP_SETTINGS}
+"""
+
+LOG_ATTRIBUTE_VALUES_SELECT = f"""
+SELECT team_id, triple.1 AS attribute_type, triple.2 AS attribute_key, toStartOfTenMinutes(timestamp) AS time_bucket,
+    triple.3 AS attribute_value, service_name, toDate(original_expiry_timestamp) AS expiry_day,
+    count() AS attribute_count
+FROM {{db}}.logs
+ARRAY JOIN {_ATTRIBUTE_TRIPLES} AS triple
+WHERE length(triple.2) < 256 AND length(triple.3) < 256
+GROUP BY team_id, attribute_type, attribute_key, time_bucket, attribute_value, service_name, expiry_day
+"""
+
+
+def _rollup(table_ddl: str, name: str, select: str) -> tuple[str, ...]:
+    """Create a rollup table, the view that feeds it from every insert into logs, and fill it once from
+    the logs already stored. Migrations run before the writer starts, so nothing is counted twice, and
+    the fill starts from an empty table, so a migration interrupted and run again counts once too."""
+    return (
+        table_ddl,
+        f"CREATE MATERIALIZED VIEW IF NOT EXISTS {{db}}.{name}_mv TO {{db}}.{name} AS {select}",
+        f"TRUNCATE TABLE {{db}}.{name}",
+        f"INSERT INTO {{db}}.{name} {select}",
+    )
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "create_logs", (LOGS_TABLE,)),
+    Migration(
+        2,
+        "create_rollups",
+        (
+            *_rollup(LOG_COUNTS_TABLE, "log_counts", LOG_COUNTS_SELECT),
+            *_rollup(LOG_ATTRIBUTE_KEYS_TABLE, "log_attribute_keys", LOG_ATTRIBUTE_KEYS_SELECT),
+            *_rollup(LOG_ATTRIBUTE_VALUES_TABLE, "log_attribute_values", LOG_ATTRIBUTE_VALUES_SELECT),
+        ),
+    ),
+)
