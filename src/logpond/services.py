@@ -15,6 +15,7 @@ from typing import Any
 
 from logpond.api.auth import TTLCache
 from logpond.config import Settings
+from logpond.ingest.watermark import IngestWatermark
 from logpond.ingest.writer import DurableWriter
 from logpond.query import ast
 from logpond.query.printer import print_query
@@ -35,6 +36,7 @@ class Services:
     clock: Callable[[], dt.datetime] = utc_now
     auth_cache: TTLCache = field(default_factory=lambda: TTLCache(10.0))
     project_cache: TTLCache = field(default_factory=lambda: TTLCache(10.0))
+    ingest_watermark: IngestWatermark = field(default_factory=IngestWatermark)
 
     def start_decode_pool(self) -> None:
         if self.settings.ingest_decode_processes > 0 and self.decode_pool is None:
@@ -71,12 +73,16 @@ class Services:
         sql = print_query(node, team_id=team_id, database=self.store.database, limits=limits or self.limits)
         return self.store.execute(sql)
 
-    def live_checkpoint(self) -> str:
-        """Everything observed before this instant is queryable (ISO, microseconds, Z)."""
-        from logpond.logs.dates import iso
+    def live_checkpoint(self) -> dt.datetime:
+        """An instant before which every acknowledged log is queryable (microsecond precision).
 
+        Requests still decoding are read first, then the writer's queue: a request leaves the first only
+        after it is in the second, so none slips between the two reads.
+        """
+        candidates = [self.ingest_watermark.snapshot()]
         if self.writer is not None:
             oldest = self.writer.oldest_queued_received_ns()
             if oldest is not None:
-                return iso(dt.datetime.fromtimestamp(oldest / 1e9, dt.UTC))
-        return iso(self.clock())
+                candidates.append(oldest)
+        micros = min(candidates) // 1000
+        return dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(microseconds=micros)

@@ -535,7 +535,7 @@ def reference_rows(request: ExportLogsServiceRequest, team_id: int, now_ns: int)
                         "span_id": span_id if len(span_id) == 8 and any(span_id) else b"",
                         "trace_flags": record.flags & 0xFF,
                         "timestamp": us(timestamp),
-                        "observed_timestamp": us(now_ns),
+                        "observed_timestamp": us(now_ns + 1000 * len(result)),
                         "body": body,
                         "severity_text": severity_text,
                         "severity_number": severity_number,

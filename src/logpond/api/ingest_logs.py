@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-import time
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
@@ -109,9 +108,17 @@ async def ingest_otlp_logs(request: Request) -> Response:
             code="payload_too_large",
             type_="invalid_request",
         )
-    received_ns = time.time_ns()
+    watermark = services.ingest_watermark
+    received_ns = watermark.begin()
     try:
-        table = await decode_request(services, body, project.id, received_ns)
+        return await _decode_and_submit(services, project.id, body, received_ns)
+    finally:
+        watermark.end(received_ns)
+
+
+async def _decode_and_submit(services: Any, team_id: int, body: bytes, received_ns: int) -> Response:
+    try:
+        table = await decode_request(services, body, team_id, received_ns)
     except PayloadTooLarge as exc:
         return _error(413, str(exc), code="payload_too_large", type_="invalid_request")
     except DecodeError as exc:
@@ -123,7 +130,7 @@ async def ingest_otlp_logs(request: Request) -> Response:
                 503, "Ingestion is not running", code="unavailable", type_="server_error", headers={"Retry-After": "5"}
             )
         try:
-            await anyio.to_thread.run_sync(writer.submit, KIND_OTLP_LOGS, project.id, received_ns, body, table)
+            await anyio.to_thread.run_sync(writer.submit, KIND_OTLP_LOGS, team_id, received_ns, body, table)
         except Backpressure as exc:
             return _error(
                 503, str(exc), code="unavailable", type_="server_error", headers={"Retry-After": str(exc.retry_after)}

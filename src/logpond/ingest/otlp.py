@@ -594,7 +594,8 @@ def to_log_table(request: ExportLogsServiceRequest, *, team_id: int, now: dateti
     """Return one row per LogRecord in ``request``, with exactly ``LOG_ARROW_SCHEMA``.
 
     ``now`` is the server's receive time, a timezone-aware datetime or integer nanoseconds since the
-    epoch; it becomes every row's ``observed_timestamp``, the UUIDv7 timestamp, and the fallback for
+    epoch; it becomes the ``observed_timestamp`` (plus the record's index in microseconds, so each record
+    has its own), the UUIDv7 timestamp, and the fallback for
     missing or implausible (more than 24 h away) record timestamps. Repeated attribute keys in a record
     keep the last value.
     """
@@ -726,7 +727,9 @@ def _rows_from_wire_view(request: Any, team_id: int, now_ns: int) -> pa.Table:
         _valid_ids(span_ids, 8, _ZERO_SPAN_ID),
         pc.bit_wise_and(pa.array(trace_flags, pa.uint32()), 0xFF).cast(pa.uint8()),
         pc.divide(pa.array(timestamps_ns, pa.int64()), 1000).cast(TS_US),
-        pa.repeat(pa.scalar(now_ns // 1000, TS_US), rows),
+        # the i-th record of a request is observed i microseconds after its receipt: every record gets its
+        # own observed time, so a live tail can resume between two records of one large request
+        pa.array(range(now_ns // 1000, now_ns // 1000 + rows), pa.int64()).cast(TS_US),
         body_array,
         severity_text_array,
         severity_number_array,

@@ -19,7 +19,7 @@ from typing import Any
 
 import orjson
 
-from logpond.logs.dates import MAX_DATE, MIN_DATE, ch_datetime_to_iso
+from logpond.logs.dates import MAX_DATE, MIN_DATE, ch_datetime_to_iso, iso
 from logpond.logs.filters import FilterError, LogsFilters, filter_conditions, parse_filters, time_conditions
 from logpond.query import ast
 from logpond.query.ast import Compare, CompareOperator, Constant, Field, OrderExpr, Select, Tuple, and_, call
@@ -53,6 +53,7 @@ class LogsQuery:
     after: tuple[dt.datetime, str] | None
     live_checkpoint: dt.datetime | None
     exclude_attributes: bool
+    open_ended: bool = True  # no date_to was given: the range runs until now (or, live, without end)
 
 
 def encode_cursor(timestamp_iso: str, uuid: str) -> str:
@@ -104,7 +105,9 @@ def parse_logs_query(doc: Any, *, now: dt.datetime) -> LogsQuery:
             raise FilterError("Invalid liveLogsCheckpoint timestamp.", "liveLogsCheckpoint") from None
         checkpoint = _in_range(checkpoint, "liveLogsCheckpoint")
     exclude = doc.get("excludeAttributes", False)
+    date_range = doc.get("dateRange")
     return LogsQuery(
+        open_ended=not (isinstance(date_range, dict) and date_range.get("date_to")),
         filters=filters,
         order=order,
         limit=min(limit, MAX_LIMIT),
@@ -146,13 +149,16 @@ def _slices(
 class LogsQueryRunner:
     """Builds the query trees for one LogsQuery and turns store rows into PostHog LogRows."""
 
-    def __init__(self, execute: Any, *, now: dt.datetime, checkpoint: str | None) -> None:
-        # execute(select) -> QueryResult, already bound to the project and its limits
+    def __init__(self, execute: Any, *, now: dt.datetime, checkpoint: dt.datetime) -> None:
+        # execute(select) -> QueryResult, already bound to the project and its limits; ``checkpoint`` is
+        # the ingestion watermark read before any query runs: every log observed before it is stored
         self.execute = execute
         self.now = now
         self.checkpoint = checkpoint
 
     def run(self, query: LogsQuery) -> dict[str, Any]:
+        if query.live_checkpoint is not None:
+            return self._run_live(query, query.live_checkpoint)
         filters = query.filters
         wanted = query.limit + 1
         date_from, date_to = filters.date_from, filters.date_to or self.now
@@ -174,11 +180,7 @@ class LogsQueryRunner:
                     Tuple((Constant(ts), call("toUUID", Constant(row_uuid)))),
                 )
             )
-        if query.live_checkpoint is not None:
-            extra.append(Compare(">=", Field("observed_timestamp"), Constant(query.live_checkpoint)))
-            windows: list[tuple[dt.datetime | None, dt.datetime]] = [(date_from, date_to)]
-        else:
-            windows = _slices(date_from, date_to, query.order)
+        windows = _slices(date_from, date_to, query.order)
         rows: list[list[Any]] = []
         for window_from, window_to in windows:
             if window_from is not None and window_to <= window_from:
@@ -190,22 +192,74 @@ class LogsQueryRunner:
                 break
         has_more = len(rows) > query.limit
         rows = rows[: query.limit]
-        results = [self._row(r, query.exclude_attributes) for r in rows]
+        checkpoint = iso(self.checkpoint)
+        results = [self._row(r, query.exclude_attributes, checkpoint) for r in rows]
         next_cursor = encode_cursor(results[-1]["timestamp"], results[-1]["uuid"]) if has_more and results else None
         return {"results": results, "hasMore": has_more, "nextCursor": next_cursor}
 
+    def _run_live(self, query: LogsQuery, since: dt.datetime) -> dict[str, Any]:
+        """Live tail: the logs observed in ``[since, checkpoint)``, each returned by exactly one poll.
+
+        Every log observed before the checkpoint is already stored, and the next poll starts at the
+        checkpoint this one returns, so polls tile observed time. When more than ``limit`` logs arrived,
+        the page ends at an observed time, and the checkpoint returned is that time, so the rest come next.
+        """
+        filters = query.filters
+        date_to = None if query.open_ended else filters.date_to  # a late or future-stamped log still shows
+        window = [
+            *time_conditions(filters.date_from, date_to),
+            filter_conditions(filters, include_time=False),
+            Compare(">=", Field("observed_timestamp"), Constant(since)),
+        ]
+        upper = self.checkpoint
+        rows = self.execute(
+            self._select(
+                query,
+                and_(*window, Compare("<", Field("observed_timestamp"), Constant(upper))),
+                query.limit + 1,
+                by_observed=True,
+            )
+        ).rows
+        has_more = len(rows) > query.limit
+        if has_more:
+            upper = _parse_ch(rows[query.limit][OBSERVED])
+            rows = [r for r in rows if _parse_ch(r[OBSERVED]) < upper]
+            if not rows:
+                # more than a page observed in one microsecond (only concurrent requests share one):
+                # return that whole microsecond rather than split it
+                upper += dt.timedelta(microseconds=1)
+                rows = self.execute(
+                    self._select(
+                        query,
+                        and_(*window, Compare("<", Field("observed_timestamp"), Constant(upper))),
+                        None,
+                        by_observed=True,
+                    )
+                ).rows
+        newest_first = query.order == "latest"
+        rows.sort(key=lambda r: (r[TIMESTAMP], r[0]), reverse=newest_first)
+        checkpoint = iso(max(upper, since))
+        results = [self._row(r, query.exclude_attributes, checkpoint) for r in rows]
+        return {"results": results, "hasMore": has_more, "nextCursor": None}
+
     @staticmethod
-    def _select(query: LogsQuery, where: ast.Expr | None, limit: int) -> Select:
+    def _select(query: LogsQuery, where: ast.Expr | None, limit: int | None, *, by_observed: bool = False) -> Select:
         direction = "DESC" if query.order == "latest" else "ASC"
+        order: tuple[OrderExpr, ...] = (
+            OrderExpr(Field("timestamp"), direction),  # type: ignore[arg-type]
+            OrderExpr(Field("uuid"), direction),  # type: ignore[arg-type]
+        )
+        if by_observed:
+            order = (OrderExpr(Field("observed_timestamp")), OrderExpr(Field("uuid")))
         return Select(
             select=tuple(Field(name) for name in ROW_FIELDS),
             from_=ast.JoinExpr(ast.TableRef("logs")),
             where=where,
-            order_by=(OrderExpr(Field("timestamp"), direction), OrderExpr(Field("uuid"), direction)),  # type: ignore[arg-type]
+            order_by=order,
             limit=limit,
         )
 
-    def _row(self, r: list[Any], exclude_attributes: bool) -> dict[str, Any]:
+    def _row(self, r: list[Any], exclude_attributes: bool, checkpoint: str) -> dict[str, Any]:
         (
             row_uuid,
             trace_id,
@@ -236,8 +290,16 @@ class LogsQueryRunner:
             "resource_fingerprint": str(fingerprint),
             "instrumentation_scope": scope,
             "event_name": event_name,
-            "live_logs_checkpoint": self.checkpoint,
+            "live_logs_checkpoint": checkpoint,
         }
+
+
+TIMESTAMP = ROW_FIELDS.index("timestamp")
+OBSERVED = ROW_FIELDS.index("observed_timestamp")
+
+
+def _parse_ch(text: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(text.replace(" ", "T")).replace(tzinfo=dt.UTC)
 
 
 def count_select(filters: LogsFilters) -> Select:
