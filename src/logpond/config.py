@@ -76,6 +76,14 @@ class Settings(BaseSettings):
     )
     query_max_result_rows: int = Field(100_000, description="Rows any store query may return before it is cut off.")
 
+    # --- exports -----------------------------------------------------------------------------------
+    export_max_concurrent: int = Field(
+        2,
+        ge=1,
+        description="Log exports written at the same time; another export request meanwhile answers 429 "
+        "with Retry-After.",
+    )
+
     # --- auth --------------------------------------------------------------------------------------
     auth_cache_seconds: float = Field(
         10.0, description="Seconds a verified personal API key or project token is cached in memory."
@@ -88,6 +96,10 @@ class Settings(BaseSettings):
     @property
     def wal_dir(self) -> Path:
         return self.data_dir / "wal"
+
+    @property
+    def exports_dir(self) -> Path:
+        return self.data_dir / "exports"
 
     @property
     def effective_database_url(self) -> str:

@@ -1,4 +1,5 @@
-"""The metadata layer: organisations, projects, users and personal API keys in SQLite or PostgreSQL.
+"""The metadata layer: organisations, projects, users, personal API keys and exported assets in SQLite or
+PostgreSQL.
 
 ``MetaDB`` is the only entry point the rest of logpond needs; it hands out the frozen records below.
 """
@@ -8,6 +9,7 @@ from logpond.meta.errors import ConflictError, NotFoundError
 from logpond.meta.passwords import DEFAULT_SCRYPT, ScryptParams
 from logpond.meta.records import (
     Bootstrap,
+    ExportedAsset,
     Membership,
     MembershipLevel,
     Organization,
@@ -22,6 +24,7 @@ __all__ = [
     "Bootstrap",
     "Clock",
     "ConflictError",
+    "ExportedAsset",
     "InvalidScopeError",
     "Membership",
     "MembershipLevel",

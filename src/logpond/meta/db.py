@@ -1,4 +1,4 @@
-"""``MetaDB``: the metadata database (organisations, projects, users, personal API keys).
+"""``MetaDB``: the metadata database (organisations, projects, users, personal API keys, exported assets).
 
 One instance per process, shared by every request thread. Each method runs in its own short transaction
 and returns frozen records, so callers never hold a session or an ORM object.
@@ -6,15 +6,17 @@ and returns frozen records, so callers never hold a session or an ORM object.
 
 from __future__ import annotations
 
+import copy
 import uuid
 import zoneinfo
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
+from typing import Any
 
-from sqlalchemy import Engine, or_, select, text, update
+from sqlalchemy import Engine, delete, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -23,6 +25,7 @@ from logpond.meta.errors import ConflictError, NotFoundError
 from logpond.meta.migrate import upgrade_to_head
 from logpond.meta.models import (
     NAME_LENGTH,
+    ExportedAssetRow,
     OrganizationMembershipRow,
     OrganizationRow,
     PersonalAPIKeyRow,
@@ -38,6 +41,7 @@ from logpond.meta.passwords import (
 )
 from logpond.meta.records import (
     Bootstrap,
+    ExportedAsset,
     Membership,
     MembershipLevel,
     Organization,
@@ -537,6 +541,82 @@ class MetaDB:
                 if project_id not in reachable:
                     raise ValueError(f"scoped_teams: {project_id} is not a project this user can access")
 
+    # --- exported assets ---------------------------------------------------------------------------------
+
+    def create_exported_asset(
+        self,
+        team_id: int,
+        *,
+        export_format: str,
+        export_context: Mapping[str, Any],
+        created_by_id: int | None,
+        expires_after: datetime | None,
+    ) -> ExportedAsset:
+        """A new export of project ``team_id``, without content yet. Raises NotFoundError for an unknown
+        project."""
+        with self._writing() as session:
+            if not _is_row_id(team_id) or session.get(ProjectRow, team_id) is None:
+                raise NotFoundError(f"project {team_id} does not exist")
+            row = ExportedAssetRow(
+                team_id=team_id,
+                created_by_id=created_by_id,
+                export_format=export_format,
+                export_context=copy.deepcopy(dict(export_context)),
+                content_location=None,
+                exception=None,
+                created_at=self._clock(),
+                expires_after=expires_after,
+            )
+            session.add(row)
+            session.flush()
+            return _exported_asset(row)
+
+    def get_exported_asset(self, team_id: int, asset_id: int) -> ExportedAsset | None:
+        """The export ``asset_id`` of project ``team_id``; None when absent or another project's."""
+        if not (_is_row_id(team_id) and _is_row_id(asset_id)):
+            return None
+        with self._reading() as session:
+            row = session.get(ExportedAssetRow, asset_id)
+            return None if row is None or row.team_id != team_id else _exported_asset(row)
+
+    def mark_exported_asset_done(self, team_id: int, asset_id: int, content_location: str) -> ExportedAsset:
+        """Record that the export's file, ``content_location`` in the exports directory, is complete."""
+        with self._writing() as session:
+            row = session.get(ExportedAssetRow, asset_id) if _is_row_id(asset_id) else None
+            if row is None or row.team_id != team_id:
+                raise NotFoundError(f"exported asset {asset_id} of project {team_id} does not exist")
+            row.content_location = content_location
+            row.exception = None
+            session.flush()
+            return _exported_asset(row)
+
+    def delete_exported_asset(self, team_id: int, asset_id: int) -> bool:
+        """Delete the export's record (not its file); True if it existed."""
+        if not (_is_row_id(team_id) and _is_row_id(asset_id)):
+            return False
+        with self._writing() as session:
+            result = session.execute(
+                delete(ExportedAssetRow).where(ExportedAssetRow.id == asset_id, ExportedAssetRow.team_id == team_id)
+            )
+            return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    def delete_expired_exported_assets(self, now: datetime, *, limit: int = 100) -> list[ExportedAsset]:
+        """Delete the records of up to ``limit`` exports, of any project, whose ``expires_after`` is at or
+        before ``now``, and return them so the caller can remove their files."""
+        with self._writing() as session:
+            rows = list(
+                session.scalars(
+                    select(ExportedAssetRow)
+                    .where(ExportedAssetRow.expires_after <= now)
+                    .order_by(ExportedAssetRow.id)
+                    .limit(limit)
+                )
+            )
+            expired = [_exported_asset(row) for row in rows]
+            if rows:
+                session.execute(delete(ExportedAssetRow).where(ExportedAssetRow.id.in_([row.id for row in rows])))
+            return expired
+
 
 # --- validation ---------------------------------------------------------------------------------------------
 
@@ -627,4 +707,18 @@ def _personal_api_key(row: PersonalAPIKeyRow) -> PersonalAPIKey:
         created_at=row.created_at,
         last_used_at=row.last_used_at,
         last_rolled_at=row.last_rolled_at,
+    )
+
+
+def _exported_asset(row: ExportedAssetRow) -> ExportedAsset:
+    return ExportedAsset(
+        id=row.id,
+        team_id=row.team_id,
+        created_by_id=row.created_by_id,
+        export_format=row.export_format,
+        export_context=copy.deepcopy(row.export_context),
+        content_location=row.content_location,
+        exception=row.exception,
+        created_at=row.created_at,
+        expires_after=row.expires_after,
     )

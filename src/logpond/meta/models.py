@@ -8,6 +8,7 @@ and these models agree.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import (
     JSON,
@@ -19,6 +20,7 @@ from sqlalchemy import (
     MetaData,
     SmallInteger,
     String,
+    Text,
     TypeDecorator,
     UniqueConstraint,
     false,
@@ -138,3 +140,24 @@ class PersonalAPIKeyRow(Base):
     created_at: Mapped[datetime]
     last_used_at: Mapped[datetime | None]
     last_rolled_at: Mapped[datetime | None]
+
+
+class ExportedAssetRow(Base):
+    """One file export (PostHog's ExportedAsset); the file itself lives under ``<data_dir>/exports/``."""
+
+    __tablename__ = "exported_assets"
+    # AUTOINCREMENT: the file is named by the id, so an id must never come back for a new export.
+    __table_args__ = {"sqlite_autoincrement": True}
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    team_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    # a MIME type: "text/csv" or "application/x-ndjson"
+    export_format: Mapped[str] = mapped_column(String(100))
+    # what was exported: {"source": LogsQuery, "columns": [...], "filename": ..., "row_limit": ...}
+    export_context: Mapped[dict[str, Any]] = mapped_column(JSON(none_as_null=True))
+    # the file's name inside the exports directory; null until the file is complete
+    content_location: Mapped[str | None] = mapped_column(String(1000))
+    exception: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    expires_after: Mapped[datetime | None] = mapped_column(index=True)

@@ -7,9 +7,11 @@ timezone-aware UTC.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import IntEnum
+from typing import Any
 
 
 class MembershipLevel(IntEnum):
@@ -97,3 +99,26 @@ class Bootstrap:
     project: Project
     user: User
     password: str
+
+
+@dataclass(frozen=True, slots=True)
+class ExportedAsset:
+    """A file export of one project (PostHog's ExportedAsset), without its content.
+
+    ``content_location`` is the file's name inside the exports directory, set once the file is complete.
+    ``export_context`` is a fresh copy of the stored JSON: changing it changes nothing stored.
+    """
+
+    id: int
+    team_id: int
+    created_by_id: int | None
+    export_format: str
+    export_context: Mapping[str, Any]
+    content_location: str | None
+    exception: str | None
+    created_at: datetime
+    expires_after: datetime | None
+
+    @property
+    def has_content(self) -> bool:
+        return self.content_location is not None
