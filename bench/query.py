@@ -1,5 +1,8 @@
 """Query benchmark: the Logs API over 10 million demo logs spread over 24 hours.
 
+Searches, counts, the explorer's aggregates (sparkline, count-ranges, services, attribute keys and values,
+facets, group-by), patterns over the last hour and the first page of a 30-day search.
+
     .venv/bin/python -m bench.query                  # 10,000,000 logs (generated once into .bench/query-data)
     .venv/bin/python -m bench.query --logs 1000000 --runs 10
 
@@ -41,6 +44,16 @@ def ensure_data(data_dir: Path, logs: int) -> dt.datetime:
     return end
 
 
+def _rows(doc: Any) -> int:
+    """How many items a response holds, whatever its shape."""
+    if isinstance(doc, list):
+        return len(doc)
+    for key in ("results", "ranges", "services", "groups", "patterns"):
+        if key in doc:
+            return len(doc[key])
+    return int(doc["count"])
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
@@ -58,6 +71,11 @@ def main() -> None:
         "date_from": (end - dt.timedelta(hours=24, minutes=5)).isoformat(),
         "date_to": (end + dt.timedelta(minutes=5)).isoformat(),
     }
+    last_hour = {
+        "date_from": (end - dt.timedelta(hours=1)).isoformat(),
+        "date_to": end.isoformat(),
+    }
+    thirty_days = {"date_from": (end - dt.timedelta(days=30)).isoformat(), "date_to": end.isoformat()}
     queries: list[tuple[str, str, dict[str, Any]]] = [
         (
             "newest page, one service (100 rows)",
@@ -92,6 +110,35 @@ def main() -> None:
             "count",
             {"dateRange": date_range, "severityLevels": ["error", "fatal"], "searchTerm": "timeout"},
         ),
+        ("sparkline by severity, 24 h", "sparkline", {"dateRange": date_range}),
+        (
+            "sparkline by service, ranked by bytes, 24 h",
+            "sparkline",
+            {"dateRange": date_range, "sparklineBreakdownBy": "service", "sparklineRankBy": "bytes"},
+        ),
+        ("count-ranges, 24 h", "count-ranges", {"dateRange": date_range}),
+        ("services, 24 h", "services", {"dateRange": date_range}),
+        ("facet values: service_name, 24 h", "facet_values", {"dateRange": date_range, "facetField": "service_name"}),
+        ("group-by http.route, 1 h", "group-by", {"dateRange": last_hour, "groupBy": "http.route"}),
+        ("attributes (log keys), 1 h", "GET attributes", {"dateRange": json.dumps(last_hour)}),
+        ("attributes (log keys), 24 h", "GET attributes", {"dateRange": json.dumps(date_range)}),
+        (
+            "values of request.id (high cardinality), 1 h",
+            "GET values",
+            {"key": "request.id", "dateRange": json.dumps(last_hour)},
+        ),
+        ("values of http.route, 24 h", "GET values", {"key": "http.route", "dateRange": json.dumps(date_range)}),
+        ("patterns, 1 h", "patterns", {"dateRange": last_hour}),
+        (
+            "first page of a 30-day searchTerm query (100 rows)",
+            "query",
+            {"dateRange": thirty_days, "searchTerm": "timeout", "limit": 100},
+        ),
+        (
+            "first page of a 30-day searchTerm query (1000 rows)",
+            "query",
+            {"dateRange": thirty_days, "searchTerm": "timeout"},
+        ),
     ]
 
     server = Server(args.data_dir)
@@ -109,11 +156,13 @@ def main() -> None:
                 rows = 0
                 for i in range(args.runs + 1):
                     t0 = time.perf_counter()
-                    response = client.post(f"/api/projects/1/logs/{endpoint}/", json={"query": query})
+                    if endpoint.startswith("GET "):
+                        response = client.get(f"/api/projects/1/logs/{endpoint[4:]}/", params=query)
+                    else:
+                        response = client.post(f"/api/projects/1/logs/{endpoint}/", json={"query": query})
                     elapsed = time.perf_counter() - t0
                     response.raise_for_status()
-                    doc = response.json()
-                    rows = len(doc["results"]) if "results" in doc else doc["count"]
+                    rows = _rows(response.json())
                     if i:
                         timings.append(elapsed * 1000)
                 print(f"{name:<52} {statistics.median(timings):>8.1f} {percentile(timings, 0.95):>8.1f} {rows:>7}")

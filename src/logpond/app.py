@@ -16,7 +16,7 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from logpond import __version__
-from logpond.api import exports, ingest_logs, logs, projects
+from logpond.api import exports, ingest_logs, logs, logs_explore, projects
 from logpond.api.auth import TTLCache
 from logpond.api.errors import install_error_handlers
 from logpond.config import Settings
@@ -102,6 +102,7 @@ def create_app(settings: Settings, *, services: Services | None = None, with_wri
     install_error_handlers(app)
     app.include_router(ingest_logs.router)
     app.include_router(logs.router)
+    app.include_router(logs_explore.router)
     app.include_router(exports.router)
     app.include_router(projects.router)
 
