@@ -12,7 +12,7 @@ from fastapi.responses import Response
 from logpond.api.auth import project_access
 from logpond.api.logs import filter_error, json_body, json_response, run_in_store
 from logpond.logs import attributes as logs_attributes
-from logpond.logs import explore
+from logpond.logs import explore, patterns_query
 from logpond.logs.aggregates import LogCounter
 from logpond.logs.filters import FilterError
 
@@ -70,6 +70,11 @@ async def group_by(project_id: str, request: Request) -> Response:
         lambda counter, execute, doc, now: explore.group_by(execute, doc, now=now),
         needs_execute=True,
     )
+
+
+@router.post("/patterns", summary="Log templates mined from a sample of the matching logs")
+async def patterns(project_id: str, request: Request) -> Response:
+    return await _answer(project_id, request, patterns_query.patterns, needs_execute=True)
 
 
 async def _answer_params(project_id: str, request: Request, compute: Callable[..., Any]) -> Response:

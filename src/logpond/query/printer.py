@@ -130,6 +130,7 @@ FUNCTIONS: dict[str, str] = {
         "divide",
         "modulo",
         "toUUID",
+        "cityHash64",
         "toTypeName",
         # dates and times
         "now",

@@ -1,0 +1,217 @@
+"""``POST logs/patterns``: log templates of the logs matching a filter, from a bounded sample.
+
+The exact number of matching logs is counted first. At most ``SAMPLE_LIMIT`` logs are then read and
+mined (``logpond.logs.patterns``), so the call costs about the same on an hour or a month:
+
+* up to ``SAMPLE_LIMIT`` matching logs: all of them;
+* more than ``SLICE_ABOVE``: twelve evenly spaced thin time slices holding about twice the budget, so the
+  store reads only those slices;
+* in between (and inside the slices): a deterministic hash sample, ``cityHash64(uuid) % n = 0``.
+
+Per template, ``count`` and ``error_count`` are sample counts; ``estimated_count`` and
+``estimated_error_count`` scale them to all matching logs. Shapes follow PostHog's patterns endpoint.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from logpond.logs.aggregates import LogCounter, parse_ch_datetime
+from logpond.logs.filters import LogsFilters, filter_conditions, parse_filters, time_conditions
+from logpond.logs.patterns import WILDCARD, TemplateMiner
+from logpond.query import ast
+from logpond.query.ast import Alias, Compare, Constant, Field, JoinExpr, Select, TableRef, call
+from logpond.store.base import QueryResult
+
+Execute = Callable[[Select], QueryResult]
+
+SAMPLE_LIMIT = 10_000
+SLICE_ABOVE = 20 * SAMPLE_LIMIT
+SLICES = 12
+SPARKLINE_BUCKETS = 24
+MAX_PATTERNS = 200
+MAX_EXAMPLES = 10
+MAX_SERVICES = 4
+BODY_MAX_CHARS = 512
+ERROR_LEVELS = ("error", "fatal")
+_SPACES = re.compile(r"\s+")
+
+
+@dataclass
+class _Stats:
+    count: int = 0
+    errors: int = 0
+    first_seen: dt.datetime | None = None
+    last_seen: dt.datetime | None = None
+    examples: list[dict[str, Any]] = field(default_factory=list)
+    example_bodies: set[str] = field(default_factory=set)
+    services: list[str] = field(default_factory=list)
+    severities: dict[str, int] = field(default_factory=dict)
+    buckets: list[int] = field(default_factory=list)
+
+
+def _windows(
+    date_from: dt.datetime, date_to: dt.datetime, total: int
+) -> tuple[list[tuple[dt.datetime, dt.datetime]], bool]:
+    """The time windows to sample from, and whether they are slices of the range."""
+    if total <= SLICE_ABOVE:
+        return [(date_from, date_to)], False
+    span = date_to - date_from
+    width = span * (2 * SAMPLE_LIMIT / total) / SLICES
+    gap = (span - width * SLICES) / (SLICES - 1)
+    starts = [date_from + i * (width + gap) for i in range(SLICES)]
+    windows = [(start, start + width) for start in starts]
+    windows[-1] = (date_to - width, date_to)  # the last slice ends exactly at the end of the range
+    return windows, True
+
+
+def _in_windows(windows: list[tuple[dt.datetime, dt.datetime]]) -> ast.Expr | None:
+    if len(windows) == 1:
+        return ast.and_(*time_conditions(*windows[0]))
+    return ast.Or(tuple(ast.And(tuple(time_conditions(start, end))) for start, end in windows))
+
+
+def prepare_body(body: str) -> str:
+    """One line, whitespace runs collapsed, at most 512 characters (as PostHog mines bodies)."""
+    return _SPACES.sub(" ", body).strip()[:BODY_MAX_CHARS]
+
+
+def match_literal(template: str) -> str | None:
+    """The longest literal run of the template (3 characters or more), for a quick substring search."""
+    runs = [run.strip() for run in template.split(WILDCARD)]
+    best = max(runs, key=len, default="")
+    return best if len(best) >= 3 else None
+
+
+def match_regex(template: str, examples: list[str]) -> str | None:
+    """An anchored regex matching the template's lines, or None when it is too vague or misses an example."""
+    if match_literal(template) is None:
+        return None
+    parts = []
+    for token in template.split(" "):
+        pieces = token.split(WILDCARD)
+        parts.append(r"\S+".join(re.escape(piece) for piece in pieces) if len(pieces) > 1 else re.escape(token))
+    pattern = r"^\s*" + r"\s+".join(parts)
+    if all(len(example) < BODY_MAX_CHARS for example in examples):
+        pattern += r"\s*$"
+    compiled = re.compile(pattern)
+    if not all(compiled.search(example) for example in examples):
+        return None
+    return pattern
+
+
+def patterns(counter: LogCounter, execute: Execute, doc: dict[str, Any], *, now: dt.datetime) -> dict[str, Any]:
+    filters = parse_filters(doc, now=now)
+    date_to = filters.date_to or now
+    date_from = filters.date_from or counter.earliest() or date_to
+    total = sum(numbers[0] for numbers in counter.counts(filters).values())
+    windows, sliced = _windows(date_from, date_to, total)
+    pool = total if not sliced else _count(execute, filters, windows)
+    divisor = max(1, math.ceil(pool / SAMPLE_LIMIT))
+    rows = _sample(execute, filters, windows, divisor)
+    if sliced:
+        buckets = windows
+    else:
+        step = (date_to - date_from) / SPARKLINE_BUCKETS
+        buckets = [(date_from + i * step, date_from + (i + 1) * step) for i in range(SPARKLINE_BUCKETS)]
+
+    miner = TemplateMiner(similarity=0.4)
+    stats: dict[int, _Stats] = {}
+    for body, severity, service, timestamp_text in rows:
+        prepared = prepare_body(body)
+        severity = severity.lower()
+        cluster = miner.add(prepared, severity)
+        entry = stats.setdefault(cluster, _Stats(buckets=[0] * len(buckets)))
+        timestamp = parse_ch_datetime(timestamp_text)
+        entry.count += 1
+        entry.errors += severity in ERROR_LEVELS
+        entry.first_seen = min(entry.first_seen or timestamp, timestamp)
+        entry.last_seen = max(entry.last_seen or timestamp, timestamp)
+        entry.severities[severity] = entry.severities.get(severity, 0) + 1
+        if len(entry.examples) < MAX_EXAMPLES and prepared not in entry.example_bodies:
+            entry.example_bodies.add(prepared)
+            entry.examples.append(
+                {
+                    "body": prepared,
+                    "severity_text": severity,
+                    "service_name": service,
+                    "timestamp": timestamp.isoformat(),
+                }
+            )
+        if service not in entry.services and len(entry.services) < MAX_SERVICES:
+            entry.services.append(service)
+        for i, (start, end) in enumerate(buckets):
+            if start <= timestamp < end or (i == len(buckets) - 1 and timestamp == end):
+                entry.buckets[i] += 1
+                break
+
+    scanned = len(rows)
+    scale = total / scanned if scanned and scanned < total else 1.0
+    templates = miner.templates()
+    results: list[dict[str, Any]] = []
+    for cluster, entry in stats.items():
+        template = templates[cluster]
+        examples = [e["body"] for e in entry.examples]
+        results.append(
+            {
+                "pattern": template,
+                "count": entry.count,
+                "estimated_count": round(entry.count * scale),
+                "volume_share_pct": round(100 * entry.count / scanned, 2),
+                "error_count": entry.errors,
+                "estimated_error_count": round(entry.errors * scale),
+                "first_seen": entry.first_seen.isoformat() if entry.first_seen else None,
+                "last_seen": entry.last_seen.isoformat() if entry.last_seen else None,
+                "examples": entry.examples,
+                "services": entry.services,
+                "sparkline": [round(n * scale) for n in entry.buckets],
+                "severity_counts": entry.severities,
+                "match_regex": match_regex(template, examples),
+                "match_literal": match_literal(template),
+            }
+        )
+    results.sort(key=lambda p: (-p["count"], p["pattern"]))
+    return {
+        "patterns": results[:MAX_PATTERNS],
+        "scanned_count": scanned,
+        "total_count": total,
+        "sampled": scanned < total,
+        "sample_coverage_pct": round(100 * pool / total, 2) if total else 100.0,
+        "sparkline_buckets": [{"start": start.isoformat(), "end": end.isoformat()} for start, end in buckets],
+    }
+
+
+def _count(execute: Execute, filters: LogsFilters, windows: list[tuple[dt.datetime, dt.datetime]]) -> int:
+    select = Select(
+        select=(call("count"),),
+        from_=JoinExpr(TableRef("logs")),
+        where=ast.and_(_in_windows(windows), filter_conditions(filters, include_time=False)),
+    )
+    return int(execute(select).rows[0][0])
+
+
+def _sample(
+    execute: Execute, filters: LogsFilters, windows: list[tuple[dt.datetime, dt.datetime]], divisor: int
+) -> list[list[Any]]:
+    sampled = (
+        Compare("=", call("modulo", call("cityHash64", Field("uuid")), Constant(divisor)), Constant(0))
+        if divisor > 1
+        else None
+    )
+    select = Select(
+        select=(
+            Field("body"),
+            Field("severity_text"),
+            Field("service_name"),
+            Alias(Field("timestamp"), "_timestamp"),
+        ),
+        from_=JoinExpr(TableRef("logs")),
+        where=ast.and_(_in_windows(windows), filter_conditions(filters, include_time=False), sampled),
+        limit=SAMPLE_LIMIT,
+    )
+    return execute(select).rows
