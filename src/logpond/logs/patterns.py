@@ -80,6 +80,7 @@ _ADDRESS = re.compile(
     r"|(?<=[\w/.-]\?)[^\s\"'#<>?]*=[^\s\"'#<>]*"
 )
 _HAS_DIGIT = re.compile(r"\d").search
+_SHARED_TOKEN_CACHE: dict[str, str] = {}
 
 
 def _mask(token: str) -> str:
@@ -177,7 +178,9 @@ class TemplateMiner:
         self._roots: dict[int, _Node] = {}  # by token count
         self._clusters: list[_Cluster] = []
         self._overflow: _Cluster | None = None
-        self._token_cache: dict[str, str] = {}
+        # masking is a pure function of the token, so every miner of the process shares one bounded cache:
+        # the next request over similar logs finds most of its tokens already masked
+        self._token_cache = _SHARED_TOKEN_CACHE
         # Masked line -> the cluster it joined, which accepts it completely. A fresh search would choose the
         # same cluster until the line's route through the tree changes or an older cluster of its leaf
         # gains a wildcard (and could win the tie); both clear the memo, so it never changes a result.

@@ -4,9 +4,9 @@ The exact number of matching logs is counted first. At most ``SAMPLE_LIMIT`` log
 mined (``logpond.logs.patterns``), so the call costs about the same on an hour or a month:
 
 * up to ``SAMPLE_LIMIT`` matching logs: all of them;
-* more than ``SLICE_ABOVE``: twelve evenly spaced thin time slices holding about twice the budget, so the
-  store reads only those slices;
-* in between (and inside the slices): a deterministic hash sample, ``cityHash64(uuid) % n = 0``.
+* more than ``SLICE_ABOVE``: six evenly spaced thin time slices expected to hold the budget, so the
+  store reads only those slices (few slices, because each one costs whole granules per service);
+* in between: a deterministic hash sample, ``cityHash64(uuid) % n = 0``.
 
 Per template, ``count`` and ``error_count`` are sample counts; ``estimated_count`` and
 ``estimated_error_count`` scale them to all matching logs. Shapes follow PostHog's patterns endpoint.
@@ -14,6 +14,7 @@ Per template, ``count`` and ``error_count`` are sample counts; ``estimated_count
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import math
 import re
@@ -32,7 +33,7 @@ Execute = Callable[[Select], QueryResult]
 
 SAMPLE_LIMIT = 10_000
 SLICE_ABOVE = 20 * SAMPLE_LIMIT
-SLICES = 12
+SLICES = 6
 SPARKLINE_BUCKETS = 24
 MAX_PATTERNS = 200
 MAX_EXAMPLES = 10
@@ -44,10 +45,10 @@ _SPACES = re.compile(r"\s+")
 
 @dataclass
 class _Stats:
+    first_seen: str  # ClickHouse's text, which sorts like the time
+    last_seen: str
     count: int = 0
     errors: int = 0
-    first_seen: dt.datetime | None = None
-    last_seen: dt.datetime | None = None
     examples: list[dict[str, Any]] = field(default_factory=list)
     example_bodies: set[str] = field(default_factory=set)
     services: list[str] = field(default_factory=list)
@@ -62,7 +63,7 @@ def _windows(
     if total <= SLICE_ABOVE:
         return [(date_from, date_to)], False
     span = date_to - date_from
-    width = span * (2 * SAMPLE_LIMIT / total) / SLICES
+    width = span * (0.9 * SAMPLE_LIMIT / total) / SLICES  # a little under the budget: rarely cut by LIMIT
     gap = (span - width * SLICES) / (SLICES - 1)
     starts = [date_from + i * (width + gap) for i in range(SLICES)]
     windows = [(start, start + width) for start in starts]
@@ -111,44 +112,46 @@ def patterns(counter: LogCounter, execute: Execute, doc: dict[str, Any], *, now:
     date_from = filters.date_from or counter.earliest() or date_to
     total = sum(numbers[0] for numbers in counter.counts(filters).values())
     windows, sliced = _windows(date_from, date_to, total)
-    pool = total if not sliced else _count(execute, filters, windows)
-    divisor = max(1, math.ceil(pool / SAMPLE_LIMIT))
+    divisor = 1 if sliced else max(1, math.ceil(total / SAMPLE_LIMIT))
     rows = _sample(execute, filters, windows, divisor)
+    # the slices hold about the budget; how many logs they held exactly is what was read, unless the
+    # read stopped at the limit (then count them)
+    pool = total if not sliced else (len(rows) if len(rows) < SAMPLE_LIMIT else _count(execute, filters, windows))
     if sliced:
         buckets = windows
     else:
         step = (date_to - date_from) / SPARKLINE_BUCKETS
         buckets = [(date_from + i * step, date_from + (i + 1) * step) for i in range(SPARKLINE_BUCKETS)]
+    # bucket of a timestamp by bisecting the bucket starts, compared as ClickHouse's text (same format)
+    starts = [start.strftime("%Y-%m-%d %H:%M:%S.%f") for start, _ in buckets]
 
     miner = TemplateMiner(similarity=0.4)
     stats: dict[int, _Stats] = {}
-    for body, severity, service, timestamp_text in rows:
+    for body, severity, service, timestamp in rows:
         prepared = prepare_body(body)
         severity = severity.lower()
         cluster = miner.add(prepared, severity)
-        entry = stats.setdefault(cluster, _Stats(buckets=[0] * len(buckets)))
-        timestamp = parse_ch_datetime(timestamp_text)
+        entry = stats.get(cluster)
+        if entry is None:
+            entry = stats[cluster] = _Stats(first_seen=timestamp, last_seen=timestamp, buckets=[0] * len(buckets))
         entry.count += 1
-        entry.errors += severity in ERROR_LEVELS
-        entry.first_seen = min(entry.first_seen or timestamp, timestamp)
-        entry.last_seen = max(entry.last_seen or timestamp, timestamp)
+        if severity in ERROR_LEVELS:
+            entry.errors += 1
+        if timestamp < entry.first_seen:
+            entry.first_seen = timestamp
+        elif timestamp > entry.last_seen:
+            entry.last_seen = timestamp
         entry.severities[severity] = entry.severities.get(severity, 0) + 1
         if len(entry.examples) < MAX_EXAMPLES and prepared not in entry.example_bodies:
             entry.example_bodies.add(prepared)
             entry.examples.append(
-                {
-                    "body": prepared,
-                    "severity_text": severity,
-                    "service_name": service,
-                    "timestamp": timestamp.isoformat(),
-                }
+                {"body": prepared, "severity_text": severity, "service_name": service, "timestamp": timestamp}
             )
-        if service not in entry.services and len(entry.services) < MAX_SERVICES:
+        if len(entry.services) < MAX_SERVICES and service not in entry.services:
             entry.services.append(service)
-        for i, (start, end) in enumerate(buckets):
-            if start <= timestamp < end or (i == len(buckets) - 1 and timestamp == end):
-                entry.buckets[i] += 1
-                break
+        index = bisect.bisect_right(starts, timestamp) - 1
+        if index >= 0:
+            entry.buckets[index] += 1
 
     scanned = len(rows)
     scale = total / scanned if scanned and scanned < total else 1.0
@@ -165,9 +168,9 @@ def patterns(counter: LogCounter, execute: Execute, doc: dict[str, Any], *, now:
                 "volume_share_pct": round(100 * entry.count / scanned, 2),
                 "error_count": entry.errors,
                 "estimated_error_count": round(entry.errors * scale),
-                "first_seen": entry.first_seen.isoformat() if entry.first_seen else None,
-                "last_seen": entry.last_seen.isoformat() if entry.last_seen else None,
-                "examples": entry.examples,
+                "first_seen": _iso(entry.first_seen),
+                "last_seen": _iso(entry.last_seen),
+                "examples": [{**example, "timestamp": _iso(example["timestamp"])} for example in entry.examples],
                 "services": entry.services,
                 "sparkline": [round(n * scale) for n in entry.buckets],
                 "severity_counts": entry.severities,
@@ -184,6 +187,10 @@ def patterns(counter: LogCounter, execute: Execute, doc: dict[str, Any], *, now:
         "sample_coverage_pct": round(100 * pool / total, 2) if total else 100.0,
         "sparkline_buckets": [{"start": start.isoformat(), "end": end.isoformat()} for start, end in buckets],
     }
+
+
+def _iso(text: str) -> str:
+    return parse_ch_datetime(text).isoformat()
 
 
 def _count(execute: Execute, filters: LogsFilters, windows: list[tuple[dt.datetime, dt.datetime]]) -> int:
