@@ -150,16 +150,27 @@ def attributes(execute: Execute, params: Mapping[str, str], *, now: dt.datetime)
 
 def _keys_with_matching_values(execute: Execute, filters: LogsFilters, kind: str, search: str) -> list[tuple[str, str]]:
     """(key, most frequent matching value) for keys having a value that contains ``search``."""
-    select = Select(
+    # a value's count is spread over rows (10-minute buckets, services, unmerged parts): total it per
+    # value first, or argMax would pick the value with the largest single row
+    per_value = Select(
         select=(
-            Field("attribute_key"),
-            Alias(call("argMax", Field("attribute_value"), Field("attribute_count")), "_value"),
-            Alias(call("sum", Field("attribute_count")), "_count"),
+            Alias(Field("attribute_key"), "_key"),
+            Alias(Field("attribute_value"), "_value"),
+            Alias(call("sum", Field("attribute_count")), "_value_count"),
         ),
         from_=JoinExpr(TableRef("log_attribute_values")),
         where=ast.and_(*_bucket_conditions(filters, kind), _contains(Field("attribute_value"), search)),
-        group_by=(Field("attribute_key"),),
-        order_by=(OrderExpr(Field("_count"), "DESC"), OrderExpr(Field("attribute_key"))),
+        group_by=(Field("_key"), Field("_value")),
+    )
+    select = Select(
+        select=(
+            Field("_key"),
+            Alias(call("argMax", Field("_value"), ast.Tuple((Field("_value_count"), Field("_value")))), "_top"),
+            Alias(call("sum", Field("_value_count")), "_count"),
+        ),
+        from_=JoinExpr(per_value, alias="_values"),
+        group_by=(Field("_key"),),
+        order_by=(OrderExpr(Field("_count"), "DESC"), OrderExpr(Field("_key"))),
         limit=MAX_LIMIT,
     )
     return [(row[0], row[1]) for row in execute(select).rows]

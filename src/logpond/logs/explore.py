@@ -328,13 +328,14 @@ def group_by(execute: Execute, doc: dict[str, Any], *, now: dt.datetime) -> dict
             if not isinstance(item, dict):
                 raise FilterError("Each groupBys entry must be an object with key and source.", f"groupBys__{i}")
             specs.append((item.get("key"), item.get("source", "log"), f"groupBys__{i}"))
-        if len({(k, s) for k, s, _ in specs}) != len(specs):
-            raise FilterError("groupBys must not repeat a dimension.", "groupBys")
     else:
         if doc.get("groupBy") is None:
             raise FilterError("Provide groupBy (or groupBys).", "groupBy")
         specs = [(doc.get("groupBy"), doc.get("groupBySource", "log"), "groupBy")]
+    # each dimension is checked first: a key or source that is not a string cannot be compared below
     dimensions = [_dimension(key, source, attr) for key, source, attr in specs]
+    if len({(k, s) for k, s, _ in specs}) != len(specs):
+        raise FilterError("groupBys must not repeat a dimension.", "groupBys")
     order = _choice(doc, "orderGroupsBy", GROUP_ORDERS, "log_count")
     limit = _int(doc, "limit", GROUP_BY_DEFAULT_LIMIT, 1, GROUP_BY_MAX_LIMIT, clamp_high=True)
     where = ast.and_(filter_conditions(filters), *(present for _, present in dimensions))
