@@ -233,6 +233,14 @@ async def test_range_widens_to_ten_minute_buckets(env: Env) -> None:
     assert await values(env, "widened.key", dateRange=later) == []
 
 
+async def test_range_ending_on_a_bucket_boundary_stops_there(env: Env) -> None:
+    """A range ending exactly where a 10-minute bucket starts does not see that bucket."""
+    before = {"date_from": iso_z(A0 + 35 * MINUTE), "date_to": iso_z(A0 + 40 * MINUTE)}
+    assert await keys(env, dateRange=before) == ["request.id"]  # minute 31, in the bucket that 35 starts in
+    reaching = {"date_from": iso_z(A0 + 35 * MINUTE), "date_to": iso_z(A0 + 40 * MINUTE + dt.timedelta(seconds=1))}
+    assert await keys(env, dateRange=reaching) == ["request.id", "widened.key"]
+
+
 async def test_new_key_listed_after_ingestion(env: Env) -> None:
     """A key first sent over OTLP is listed, with its value, once the log is stored."""
     assert (await ok(env, "attributes", search="brand"))["results"] == []
@@ -314,8 +322,10 @@ async def test_values_of_resource_key(env: Env) -> None:
 
 
 async def test_long_values_are_not_listed(env: Env) -> None:
-    """Values of 256 characters or more are left out of the picker."""
+    """Values of 256 characters or more are left out of the picker, from the rollup or from the logs."""
     assert await values(env, "payload") == [("short", 1)]
+    any_body = [{"type": "log", "key": "message", "operator": "icontains", "value": "attr"}]
+    assert await values(env, "payload", filterGroup=any_body) == [("short", 1)]
 
 
 async def test_values_of_unknown_key(env: Env) -> None:

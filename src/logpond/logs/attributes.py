@@ -29,6 +29,7 @@ BUCKET = dt.timedelta(minutes=10)
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
 VALUE_SEARCH_MIN_LENGTH = 4
+MAX_VALUE_LENGTH = 256  # longer values are not kept by the rollup (store/migrations.py)
 ATTRIBUTE_TYPES = {"log": "log_attribute", "resource": "log_resource_attribute"}
 
 
@@ -72,12 +73,13 @@ def _floor_bucket(moment: dt.datetime) -> dt.datetime:
 
 
 def _bucket_conditions(filters: LogsFilters, kind: str) -> list[ast.Expr]:
-    """Rollup rows of this attribute type, services and (10-minute-widened) range."""
+    """Rollup rows of this attribute type, services and range (widened to the 10-minute buckets it touches)."""
     parts: list[ast.Expr] = [Compare("=", Field("attribute_type"), Constant(kind))]
     if filters.date_from is not None:
         parts.append(Compare(">=", Field("time_bucket"), _second(_floor_bucket(filters.date_from))))
     if filters.date_to is not None:
-        parts.append(Compare("<=", Field("time_bucket"), _second(_floor_bucket(filters.date_to))))
+        # every bucket that overlaps [date_from, date_to): one starting at date_to does not
+        parts.append(Compare("<", Field("time_bucket"), _second(filters.date_to)))
     if filters.service_names:
         parts.append(Compare("in", Field("service_name"), Constant(filters.service_names)))
     return parts
@@ -194,6 +196,8 @@ def values(execute: Execute, params: Mapping[str, str], *, now: dt.datetime) -> 
         value_expr: ast.Expr = Index(map_field, Constant(key))
         where = ast.and_(
             call("mapContains", map_field, Constant(key)),
+            # the same values the rollup keeps
+            Compare("<", call("length", value_expr), Constant(MAX_VALUE_LENGTH)),
             filter_conditions(filters),
             _contains(value_expr, search) if search else None,
         )

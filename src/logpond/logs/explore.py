@@ -277,7 +277,8 @@ def facet_values(counter: LogCounter, execute: Execute, doc: dict[str, Any], *, 
         select = Select(
             select=(Alias(value, "_value"), Alias(call("count"), "_count")),
             from_=JoinExpr(TableRef("logs")),
-            where=ast.and_(call("mapContains", map_field, Constant(facet)), filter_conditions(filters)),
+            # as PostHog, an empty value is not offered as a facet value
+            where=ast.and_(Compare("!=", value, Constant("")), filter_conditions(filters)),
             group_by=(Field("_value"),),
         )
         counts = {row[0]: int(row[1]) for row in execute(select).rows}
