@@ -115,10 +115,7 @@ class LogCounter:
         if not pieces:
             pieces.append(("logs", date_from, date_to))
         for source, piece_from, piece_to in pieces:
-            if source == "rollup":
-                select = self._rollup_select(filters, piece_from, piece_to, by, interval)
-            else:
-                select = self._logs_select(filters, piece_from, piece_to, by, interval, with_bytes)
+            select = self._select(source, filters, piece_from, piece_to, by, interval, with_bytes)
             for row in self.execute(select).rows:
                 bucket = parse_ch_datetime(row[0]) if interval is not None else None
                 key = (bucket, *row[1:-2])
@@ -141,34 +138,9 @@ class LogCounter:
             return Constant(None)
         return call("toStartOfInterval", Field(column), Interval(Constant(interval), "second"))
 
-    def _rollup_select(
+    def _select(
         self,
-        filters: LogsFilters,
-        start: dt.datetime | None,
-        end: dt.datetime | None,
-        by: Sequence[str],
-        interval: int | None,
-    ) -> Select:
-        conditions: list[ast.Expr | None] = []
-        if start is not None:
-            conditions.append(Compare(">=", Field("minute"), _second(start)))
-        if end is not None:
-            conditions.append(Compare("<", Field("minute"), _second(end)))
-        if filters.service_names:
-            conditions.append(Compare("in", Field("service_name"), Constant(filters.service_names)))
-        if filters.severity_levels:
-            conditions.append(Compare("in", Field("severity_text"), Constant(filters.severity_levels)))
-        return self._grouped(
-            "log_counts",
-            self._bucket("minute", interval),
-            by,
-            call("sum", Field("logs")),
-            call("sum", Field("bytes")),
-            and_(*conditions),
-        )
-
-    def _logs_select(
-        self,
+        source: str,
         filters: LogsFilters,
         start: dt.datetime | None,
         end: dt.datetime | None,
@@ -176,19 +148,30 @@ class LogCounter:
         interval: int | None,
         with_bytes: bool,
     ) -> Select:
-        where = and_(*time_conditions(start, end), filter_conditions(filters, include_time=False))
-        size = call("sum", Field("_bytes_uncompressed")) if with_bytes else Constant(0)
-        return self._grouped("logs", self._bucket("timestamp", interval), by, call("count"), size, where)
-
-    @staticmethod
-    def _grouped(
-        table: str, bucket: ast.Expr, by: Sequence[str], count: ast.Expr, size: ast.Expr, where: ast.Expr | None
-    ) -> Select:
-        keys: list[ast.Expr] = [Alias(bucket, "_bucket")]
-        keys += [Alias(Field(column), f"_by_{i}") for i, column in enumerate(by)]
+        """Counts (and bytes) grouped by bucket and ``by`` over ``[start, end)``, from the rollup or the logs."""
+        if source == "rollup":
+            conditions: list[ast.Expr | None] = []
+            if start is not None:
+                conditions.append(Compare(">=", Field("minute"), _second(start)))
+            if end is not None:
+                conditions.append(Compare("<", Field("minute"), _second(end)))
+            if filters.service_names:
+                conditions.append(Compare("in", Field("service_name"), Constant(filters.service_names)))
+            if filters.severity_levels:
+                conditions.append(Compare("in", Field("severity_text"), Constant(filters.severity_levels)))
+            where, time_column = and_(*conditions), "minute"
+            count, size = call("sum", Field("logs")), call("sum", Field("bytes"))
+        else:
+            where = and_(*time_conditions(start, end), filter_conditions(filters, include_time=False))
+            time_column = "timestamp"
+            count, size = call("count"), call("sum", Field("_bytes_uncompressed"))
+        keys = [
+            Alias(self._bucket(time_column, interval), "_bucket"),
+            *(Alias(Field(column), f"_by_{i}") for i, column in enumerate(by)),
+        ]
         return Select(
-            select=(*keys, Alias(count, "_count"), Alias(size, "_bytes")),
-            from_=JoinExpr(TableRef(table)),
+            select=(*keys, Alias(count, "_count"), Alias(size if with_bytes else Constant(0), "_bytes")),
+            from_=JoinExpr(TableRef("log_counts" if source == "rollup" else "logs")),
             where=where,
-            group_by=tuple(Field(k.alias) for k in keys if isinstance(k, Alias)),
+            group_by=tuple(Field(key.alias) for key in keys),
         )
