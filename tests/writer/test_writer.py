@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import time
 import uuid
 from pathlib import Path
 
@@ -71,6 +72,21 @@ def test_submitted_rows_are_inserted_and_checkpointed(store: ChDBStore, tmp_path
     assert count(store) == 50
     assert (tmp_path / "wal" / "checkpoint.json").exists()
     assert not (tmp_path / "wal" / "inflight.json").exists()
+
+
+def test_rows_after_a_pause_wait_only_the_flush_interval(store: ChDBStore, tmp_path: Path) -> None:
+    """Rows submitted to an idle writer are inserted after the flush interval, not at its next idle check."""
+    writer = make_writer(store, tmp_path / "wal")  # flush interval 10 ms; idle, it checks every 500 ms
+    writer.start()
+    try:
+        time.sleep(0.05)  # the insert thread is idling on the empty queue
+        submit(writer, batch(3, tag="after-pause"))
+        deadline = time.monotonic() + 0.3
+        while writer.stats.inserted_rows < 3 and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert writer.stats.inserted_rows == 3
+    finally:
+        writer.stop()
 
 
 def test_acknowledged_rows_survive_a_crash_before_insert(store: ChDBStore, tmp_path: Path) -> None:

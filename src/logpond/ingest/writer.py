@@ -137,7 +137,10 @@ class DurableWriter:
         self._queued_rows += item.table.num_rows
         if self._oldest_at is None:
             self._oldest_at = time.monotonic()
-        if self._queued_rows >= self.batch_max_rows:
+            # the insert thread may be idling on an empty queue (it checks twice a second): start the
+            # flush interval now, or the first rows after a pause would wait up to half a second more
+            self._wakeup.notify()
+        elif self._queued_rows >= self.batch_max_rows:
             self._wakeup.notify()
 
     def oldest_queued_received_ns(self) -> int | None:

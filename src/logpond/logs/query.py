@@ -98,9 +98,13 @@ def parse_logs_query(doc: Any, *, now: dt.datetime) -> LogsQuery:
         raise FilterError("limit must be a positive integer.", "limit")
     after = decode_cursor(doc["after"]) if doc.get("after") else None
     checkpoint = None
-    if doc.get("liveLogsCheckpoint"):
+    raw_checkpoint = doc.get("liveLogsCheckpoint")
+    if raw_checkpoint is not None and raw_checkpoint != "":
+        # a string only: str() of a JSON number such as 20260101 would parse as a date
+        if not isinstance(raw_checkpoint, str):
+            raise FilterError("liveLogsCheckpoint must be an ISO 8601 timestamp string.", "liveLogsCheckpoint")
         try:
-            checkpoint = dt.datetime.fromisoformat(str(doc["liveLogsCheckpoint"]).replace("Z", "+00:00"))
+            checkpoint = dt.datetime.fromisoformat(raw_checkpoint.replace("Z", "+00:00"))
         except ValueError:
             raise FilterError("Invalid liveLogsCheckpoint timestamp.", "liveLogsCheckpoint") from None
         checkpoint = _in_range(checkpoint, "liveLogsCheckpoint")
@@ -169,7 +173,9 @@ class LogsQueryRunner:
             else:
                 date_from = max(date_from, ts) if date_from else ts
         base = filter_conditions(filters, include_time=False)
-        extra: list[ast.Expr] = []
+        # only logs observed before the checkpoint this page returns: the live tail that starts from that
+        # checkpoint returns the later ones, so no log is both in the search and in the first poll
+        extra: list[ast.Expr] = [Compare("<", Field("observed_timestamp"), Constant(self.checkpoint))]
         if query.after is not None:
             ts, row_uuid = query.after
             op: CompareOperator = "<" if query.order == "latest" else ">"
