@@ -69,12 +69,18 @@ def test_requests_received_in_the_same_nanosecond_are_counted_apart(clock: StepC
     assert watermark.snapshot() == clock.now_ns
 
 
-def test_a_receipt_in_the_future_does_not_move_the_snapshot_past_now(clock: StepClock) -> None:
-    """A pending receipt later than now (the clock stepped back) does not lift the snapshot above now."""
+def test_times_never_go_back_when_the_clock_steps_back(clock: StepClock) -> None:
+    """After the wall clock steps back, snapshots and receive times stay at the latest time handed out, so a
+    request received later is never before a checkpoint already given to a client."""
     watermark = IngestWatermark()
-    received = watermark.begin()
+    first = watermark.snapshot()
     clock.now_ns -= 10_000
-    assert watermark.snapshot() == clock.now_ns < received
+    assert watermark.snapshot() == first
+    received = watermark.begin()
+    assert received >= first
+    watermark.end(received)
+    clock.now_ns += 20_000
+    assert watermark.snapshot() == clock.now_ns
 
 
 def test_a_request_registered_after_a_snapshot_is_not_before_it() -> None:

@@ -18,11 +18,18 @@ class IngestWatermark:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._pending: Counter[int] = Counter()
+        self._last_ns = 0
+
+    def _now_ns(self) -> int:
+        # never earlier than a time already handed out, even if the wall clock steps back: a checkpoint
+        # given to a client must stay before every request received afterwards
+        self._last_ns = max(time.time_ns(), self._last_ns)
+        return self._last_ns
 
     def begin(self) -> int:
         """Register a request being received now; returns its receive time (ns), to pass to ``end``."""
         with self._lock:
-            received_ns = time.time_ns()
+            received_ns = self._now_ns()
             self._pending[received_ns] += 1
             return received_ns
 
@@ -39,5 +46,5 @@ class IngestWatermark:
         Read under the same lock ``begin`` takes, so any request registered afterwards has a later time.
         """
         with self._lock:
-            now_ns = time.time_ns()
+            now_ns = self._now_ns()
             return min(min(self._pending, default=now_ns), now_ns)
