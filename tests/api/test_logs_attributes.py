@@ -208,6 +208,23 @@ async def test_resource_value_search(env: Env) -> None:
     ]  # fmt: skip
 
 
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        ({"serviceNames": ["web"]}, [("env", "production"), ("deploy.target", "prod-eu")]),
+        ({"serviceNames": ["api"]}, []),
+        ({"filterGroup": [{"type": "log_attribute", "key": "tier", "operator": "exact", "value": "gold"}]},
+         [("env", "preprod")]),
+    ],
+)  # fmt: skip
+async def test_value_search_read_from_the_logs(
+    env: Env, extra: dict[str, Any], expected: list[tuple[str, str]]
+) -> None:
+    """With serviceNames or a filterGroup, value matches come from the matching logs themselves."""
+    body = await ok(env, "attributes", dateRange=WINDOW, search="prod", search_values="true", **extra)
+    assert [(r["name"], r["matchedValue"]) for r in body["results"] if r["matchedOn"] == "value"] == expected
+
+
 async def test_keys_of_services(env: Env) -> None:
     """serviceNames keeps keys seen on those services."""
     assert await keys(env, serviceNames=["api"]) == ["http.method", "http.route"]

@@ -57,8 +57,8 @@ def expected_counts(tables: Iterable[pa.Table]) -> Counter[tuple[Any, ...]]:
 
 
 def expected_attributes(tables: Iterable[pa.Table]) -> tuple[Counter[tuple[Any, ...]], Counter[tuple[Any, ...]]]:
-    """Key counts (team, type, bucket, service, key) and value counts (team, type, key, bucket, value,
-    service); values only for keys and values under 256 bytes."""
+    """Key counts (team, type, bucket, service, key) and value counts (team, type, key, bucket, value: not
+    per service); values only for keys and values under 256 bytes."""
     keys: Counter[tuple[Any, ...]] = Counter()
     values: Counter[tuple[Any, ...]] = Counter()
     for row in _rows(tables):
@@ -67,7 +67,7 @@ def expected_attributes(tables: Iterable[pa.Table]) -> tuple[Counter[tuple[Any, 
             for key, value in pairs:
                 keys[(row["team_id"], kind, bucket, row["service_name"], key)] += 1
                 if len(key.encode()) < 256 and len(value.encode()) < 256:
-                    values[(row["team_id"], kind, key, bucket, value, row["service_name"])] += 1
+                    values[(row["team_id"], kind, key, bucket, value)] += 1
     return keys, values
 
 
@@ -90,9 +90,9 @@ def stored_attributes(store: ChDBStore) -> tuple[Counter[tuple[Any, ...]], Count
         f"FROM {db}.log_attribute_keys GROUP BY team_id, attribute_type, time_bucket, service_name, attribute_key"
     )
     values = store.execute(
-        f"SELECT team_id, attribute_type, attribute_key, toString(time_bucket), attribute_value, service_name, "
+        f"SELECT team_id, attribute_type, attribute_key, toString(time_bucket), attribute_value, "
         f"sum(attribute_count) FROM {db}.log_attribute_values "
-        "GROUP BY team_id, attribute_type, attribute_key, time_bucket, attribute_value, service_name"
+        "GROUP BY team_id, attribute_type, attribute_key, time_bucket, attribute_value"
     )
     return (
         Counter({tuple(row[:-1]): int(row[-1]) for row in keys.rows}),

@@ -2,8 +2,9 @@
 
 Both read the attribute rollups (``log_attribute_keys``, ``log_attribute_values``) that materialized views
 fill at ingestion, in 10-minute buckets: a range is widened to whole buckets, as PostHog does, so counts
-are per 10 minutes. Only a ``filterGroup`` (a condition on other attributes of the same log) cannot be
-answered from a rollup; then the logs of the range are read instead.
+are per 10 minutes. A ``filterGroup`` (a condition on other attributes of the same log) cannot be answered
+from a rollup, nor ``serviceNames`` from the values rollup (kept without services to stay small); then the
+logs of the exact range are read instead.
 
 Parameters arrive in the query string; ``dateRange``, ``serviceNames`` and ``filterGroup`` are JSON
 text. Anything malformed is a ``FilterError`` naming the parameter.
@@ -72,6 +73,11 @@ def _floor_bucket(moment: dt.datetime) -> dt.datetime:
     return moment.replace(minute=moment.minute - moment.minute % 10, second=0, microsecond=0)
 
 
+def _reads_logs(filters: LogsFilters, *, per_service: bool) -> bool:
+    """Whether a request must read the logs: a filterGroup, or services on a rollup kept without them."""
+    return bool(filters.filter_group) or (bool(filters.service_names) and not per_service)
+
+
 def _bucket_conditions(filters: LogsFilters, kind: str) -> list[ast.Expr]:
     """Rollup rows of this attribute type, services and range (widened to the 10-minute buckets it touches)."""
     parts: list[ast.Expr] = [Compare("=", Field("attribute_type"), Constant(kind))]
@@ -116,7 +122,7 @@ def attributes(execute: Execute, params: Mapping[str, str], *, now: dt.datetime)
     offset = _int_param(params, "offset", 0, 1_000_000)
     filters = _filters(params, now)
     needle = search.lower()
-    if filters.filter_group:
+    if _reads_logs(filters, per_service=True):
         key_expr = call("arrayJoin", call("mapKeys", _map_field(kind)))
         select = Select(
             select=(Alias(call("toString", key_expr), "_key"), Alias(call("count"), "_count")),
@@ -154,16 +160,40 @@ def _keys_with_matching_values(execute: Execute, filters: LogsFilters, kind: str
     """(key, most frequent matching value) for keys having a value that contains ``search``."""
     # a value's count is spread over rows (10-minute buckets, services, unmerged parts): total it per
     # value first, or argMax would pick the value with the largest single row
-    per_value = Select(
-        select=(
-            Alias(Field("attribute_key"), "_key"),
-            Alias(Field("attribute_value"), "_value"),
-            Alias(call("sum", Field("attribute_count")), "_value_count"),
-        ),
-        from_=JoinExpr(TableRef("log_attribute_values")),
-        where=ast.and_(*_bucket_conditions(filters, kind), _contains(Field("attribute_value"), search)),
-        group_by=(Field("_key"), Field("_value")),
-    )
+    if _reads_logs(filters, per_service=False):
+        map_field = _map_field(kind)
+        pairs = Select(
+            select=(
+                Alias(
+                    call("arrayJoin", call("arrayZip", call("mapKeys", map_field), call("mapValues", map_field))),
+                    "_pair",
+                ),
+            ),
+            from_=JoinExpr(TableRef("logs")),
+            where=filter_conditions(filters),
+        )
+        value: ast.Expr = call("tupleElement", Field("_pair"), Constant(2))
+        per_value = Select(
+            select=(
+                Alias(call("toString", call("tupleElement", Field("_pair"), Constant(1))), "_key"),
+                Alias(value, "_value"),
+                Alias(call("count"), "_value_count"),
+            ),
+            from_=JoinExpr(pairs, alias="_pairs"),
+            where=ast.and_(Compare("<", call("length", value), Constant(MAX_VALUE_LENGTH)), _contains(value, search)),
+            group_by=(Field("_key"), Field("_value")),
+        )
+    else:
+        per_value = Select(
+            select=(
+                Alias(Field("attribute_key"), "_key"),
+                Alias(Field("attribute_value"), "_value"),
+                Alias(call("sum", Field("attribute_count")), "_value_count"),
+            ),
+            from_=JoinExpr(TableRef("log_attribute_values")),
+            where=ast.and_(*_bucket_conditions(filters, kind), _contains(Field("attribute_value"), search)),
+            group_by=(Field("_key"), Field("_value")),
+        )
     select = Select(
         select=(
             Field("_key"),
@@ -191,7 +221,7 @@ def values(execute: Execute, params: Mapping[str, str], *, now: dt.datetime) -> 
     limit = _int_param(params, "limit", DEFAULT_LIMIT, MAX_LIMIT)
     offset = _int_param(params, "offset", 0, 1_000_000)
     filters = _filters(params, now)
-    if filters.filter_group:
+    if _reads_logs(filters, per_service=False):
         map_field = _map_field(kind)
         value_expr: ast.Expr = Index(map_field, Constant(key))
         where = ast.and_(
@@ -212,7 +242,7 @@ def values(execute: Execute, params: Mapping[str, str], *, now: dt.datetime) -> 
         )
     else:
         where = ast.and_(
-            *_bucket_conditions(filters, kind),
+            *_bucket_conditions(filters, kind),  # no services here: _reads_logs sent those to the logs
             Compare("=", Field("attribute_key"), Constant(key)),
             _contains(Field("attribute_value"), search) if search else None,
         )

@@ -112,6 +112,8 @@ FUNCTIONS: dict[str, str] = {
         "has",
         "hasAny",
         "arrayJoin",
+        "arrayZip",
+        "tupleElement",
         "indexOf",
         "tuple",
         # numbers and types

@@ -106,7 +106,6 @@ LOG_ATTRIBUTE_VALUES = TableDef(
         attribute_key="LowCardinality(String)",
         time_bucket="DateTime('UTC')",
         attribute_value="String",
-        service_name="LowCardinality(String)",
         attribute_count="UInt64",
     ),
 )

@@ -111,11 +111,12 @@ class ChDBStore:
             return
         columns = ", ".join(LOG_COLUMNS)
         selected = ", ".join("toUUID(uuid)" if c == "uuid" else c for c in LOG_COLUMNS)
-        settings = ""
+        # the rollups' materialized views run side by side, not one after the other
+        settings = " SETTINGS parallel_view_processing = 1"
         if dedup_token:
             if not re.fullmatch(r"[A-Za-z0-9_.:-]+", dedup_token):
                 raise ValueError(f"invalid dedup token {dedup_token!r}")
-            settings = f" SETTINGS insert_deduplication_token = '{dedup_token}'"
+            settings += f", insert_deduplication_token = '{dedup_token}'"
         sql = (
             f"INSERT INTO {self.database}.logs ({columns}, original_expiry_timestamp){settings} "
             f"SELECT {selected}, toDateTime(observed_timestamp, 'UTC') + INTERVAL {int(self.retention_days)} DAY "
