@@ -8,6 +8,9 @@ from typing import Any
 
 import httpx
 
+from tests._log_tables import log_table
+from tests.conftest import Env
+
 ISO_MICROS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}(Z|\+00:00)$")
 UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
@@ -46,3 +49,26 @@ def ids_of(response: httpx.Response) -> list[str]:
     """The ``id`` attribute of every returned row, in response order."""
     assert response.status_code == 200, response.text
     return [row["attributes"]["id"] for row in response.json()["results"]]
+
+
+class World:
+    """A module's app holding two projects: ``a`` (the app's own) and ``b``, whose look-alike logs must never
+    show in ``a``'s answers."""
+
+    def __init__(self, env: Env, other: Any) -> None:
+        self.env = env
+        self.a = env.project
+        self.b = other
+
+
+def store_world(
+    env: Env, now: dt.datetime, batches: list[list[dict[str, Any]]], intruder: list[dict[str, Any]]
+) -> World:
+    """Freeze the app's clock at ``now`` and store ``batches`` for project ``a`` and ``intruder`` for a new ``b``."""
+    env.services.clock = lambda: now
+    other = env.services.meta.create_project("Other")
+    store = env.services.store
+    for rows in batches:
+        store.insert_logs(log_table(rows, team_id=env.project.id))
+    store.insert_logs(log_table(intruder, team_id=other.id))
+    return World(env, other)

@@ -16,9 +16,9 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from tests._log_tables import log_row, log_table
+from tests._log_tables import log_row
 from tests.api._otlp import encode
-from tests.api._support import assert_error, iso_z
+from tests.api._support import World, assert_error, iso_z, store_world
 from tests.conftest import Env
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -76,24 +76,11 @@ ALL_KEYS = [
 ]  # fmt: skip
 
 
-class World:
-    def __init__(self, env: Env, other: Any) -> None:
-        self.env = env
-        self.a = env.project
-        self.b = other
-
-
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def world(module_env: Env) -> World:
-    env = module_env
-    env.services.clock = lambda: NOW
-    other = env.services.meta.create_project("Other")
-    store = env.services.store
+    """The module's app, clock frozen at ``NOW``, with both projects' logs stored."""
     ranking = [row for key, n in RANKING.items() for row in rows(n, 1, "web", {key: "v"})]
-    for batch in (ranking, ROUTES, ENV_FIRST, ENV_LATER, OTHERS, HIGH):
-        store.insert_logs(log_table(batch, team_id=env.project.id))
-    store.insert_logs(log_table(INTRUDER, team_id=other.id))
-    return World(env, other)
+    return store_world(module_env, NOW, [ranking, ROUTES, ENV_FIRST, ENV_LATER, OTHERS, HIGH], INTRUDER)
 
 
 @pytest.fixture

@@ -28,8 +28,8 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from tests._log_tables import log_bytes, log_row, log_table
-from tests.api._support import assert_error, iso_z
+from tests._log_tables import log_bytes, log_row
+from tests.api._support import World, assert_error, iso_z, store_world
 from tests.conftest import Env
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -195,24 +195,10 @@ INTRUDER = [
 ]  # fmt: skip
 
 
-class World:
-    def __init__(self, env: Env, other: Any) -> None:
-        self.env = env
-        self.a = env.project
-        self.b = other
-
-
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def world(module_env: Env) -> World:
     """The module's app, clock frozen at ``NOW``, with both projects' logs stored."""
-    env = module_env
-    env.services.clock = lambda: NOW
-    other = env.services.meta.create_project("Other")
-    store = env.services.store
-    for rows in (EDGE, SPREAD, SHOP, MANY, FINE, DAYS):
-        store.insert_logs(log_table(rows, team_id=env.project.id))
-    store.insert_logs(log_table(INTRUDER, team_id=other.id))
-    return World(env, other)
+    return store_world(module_env, NOW, [EDGE, SPREAD, SHOP, MANY, FINE, DAYS], INTRUDER)
 
 
 @pytest.fixture
