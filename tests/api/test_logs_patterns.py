@@ -14,7 +14,7 @@ import pytest
 import pytest_asyncio
 
 from logpond.logs import patterns_query
-from logpond.logs.patterns_query import match_literal, match_regex, prepare_body
+from logpond.logs.patterns_query import match_literal, match_regex
 from tests._log_tables import log_row, log_table
 from tests.api._support import assert_error
 from tests.conftest import Env
@@ -191,10 +191,16 @@ async def test_bad_input_names_the_field(env: Env, body: dict[str, Any], attr: s
     assert_error(response, 400, type="validation_error", code="invalid_input", attr=attr)
 
 
-async def test_prepare_body_collapses_whitespace_and_truncates() -> None:
-    """Bodies are mined as one line of at most 512 characters."""
-    assert prepare_body("  a\n\tb   c  ") == "a b c"
-    assert len(prepare_body("x" * 2000)) == 512
+async def test_bodies_are_mined_as_one_short_line(env: Env) -> None:
+    """Whitespace runs (newlines, tabs) collapse to one space and a body is cut at 512 characters."""
+    at = END + dt.timedelta(minutes=30)
+    long_body = "stack trace " + "frame " * 400
+    rows = [log_row(at, body="  worker\n\tcrashed   hard \n"), log_row(at, body=long_body)]
+    env.services.store.insert_logs(log_table(rows, team_id=env.project.id))
+    window = {"date_from": at.isoformat(), "date_to": (at + dt.timedelta(seconds=1)).isoformat()}
+    doc = await patterns(env, dateRange=window)
+    examples = sorted(p["examples"][0]["body"] for p in doc["patterns"])
+    assert examples == sorted(["worker crashed hard", long_body[:512]])
 
 
 async def test_match_helpers() -> None:

@@ -40,7 +40,6 @@ MAX_EXAMPLES = 10
 MAX_SERVICES = 4
 BODY_MAX_CHARS = 512
 ERROR_LEVELS = ("error", "fatal")
-_SPACES = re.compile(r"\s+")
 
 
 @dataclass
@@ -75,11 +74,6 @@ def _in_windows(windows: list[tuple[dt.datetime, dt.datetime]]) -> ast.Expr | No
     if len(windows) == 1:
         return ast.and_(*time_conditions(*windows[0]))
     return ast.Or(tuple(ast.And(tuple(time_conditions(start, end))) for start, end in windows))
-
-
-def prepare_body(body: str) -> str:
-    """One line, whitespace runs collapsed, at most 512 characters (as PostHog mines bodies)."""
-    return _SPACES.sub(" ", body).strip()[:BODY_MAX_CHARS]
 
 
 def match_literal(template: str) -> str | None:
@@ -127,8 +121,7 @@ def patterns(counter: LogCounter, execute: Execute, doc: dict[str, Any], *, now:
 
     miner = TemplateMiner(similarity=0.4)
     stats: dict[int, _Stats] = {}
-    for body, severity, service, timestamp in rows:
-        prepared = prepare_body(body)
+    for prepared, severity, service, timestamp in rows:
         severity = severity.lower()
         cluster = miner.add(prepared, severity)
         entry = stats.get(cluster)
@@ -212,7 +205,13 @@ def _sample(
     )
     select = Select(
         select=(
-            Field("body"),
+            # the body as the miner reads it (``prepare_body``), prepared by the store: one line, 512 characters
+            call(
+                "substringUTF8",
+                call("trimBoth", call("replaceRegexpAll", Field("body"), Constant(r"\s+"), Constant(" "))),
+                Constant(1),
+                Constant(BODY_MAX_CHARS),
+            ),
             Field("severity_text"),
             Field("service_name"),
             Alias(Field("timestamp"), "_timestamp"),

@@ -83,6 +83,8 @@ FUNCTIONS: dict[str, str] = {
         "notEmpty",
         "concat",
         "substring",
+        "substringUTF8",
+        "trimBoth",
         "trim",
         "position",
         "positionCaseInsensitive",
