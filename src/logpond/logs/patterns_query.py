@@ -205,7 +205,7 @@ def _sample(
     )
     select = Select(
         select=(
-            # the body as the miner reads it (``prepare_body``), prepared by the store: one line, 512 characters
+            # the body as PostHog mines it, prepared by the store: whitespace runs collapsed, 512 characters
             call(
                 "substringUTF8",
                 call("trimBoth", call("replaceRegexpAll", Field("body"), Constant(r"\s+"), Constant(" "))),
