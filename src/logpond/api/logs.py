@@ -67,6 +67,9 @@ async def run_in_store(access: ProjectAccess, request: Request, fn: Any) -> Any:
         return await anyio.to_thread.run_sync(fn)
     except (StoreError, QueryError) as exc:
         raise store_failure(exc) from exc
+    except FilterError as exc:
+        # some filter values are only checked while the query is built (a date in an is_date_* leaf)
+        raise filter_error(exc) from None
 
 
 @router.post("/query", summary="Search logs (LogsQuery)")
