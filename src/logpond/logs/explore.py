@@ -20,7 +20,7 @@ from logpond.logs.aggregates import (
     choose_interval,
     parse_ch_datetime,
 )
-from logpond.logs.filters import FilterError, LogsFilters, filter_conditions, parse_filters
+from logpond.logs.filters import FilterError, LogsFilters, escape_like, filter_conditions, parse_filters
 from logpond.query import ast
 from logpond.query.ast import Alias, Compare, Constant, Field, Index, JoinExpr, OrderExpr, Select, TableRef, call
 from logpond.store.base import QueryResult
@@ -274,12 +274,21 @@ def facet_values(counter: LogCounter, execute: Execute, doc: dict[str, Any], *, 
         filters = dataclasses.replace(filters, filter_group=group)
         map_field = Field("attributes" if kind == "log_attribute" else "resource_attributes")
         value = Index(map_field, Constant(facet))
+        # searched, ordered and cut in the store: an attribute may have millions of values (request ids)
         select = Select(
             select=(Alias(value, "_value"), Alias(call("count"), "_count")),
             from_=JoinExpr(TableRef("logs")),
             # as PostHog, an empty value is not offered as a facet value
-            where=ast.and_(Compare("!=", value, Constant("")), filter_conditions(filters)),
+            where=ast.and_(
+                Compare("!=", value, Constant("")),
+                filter_conditions(filters),
+                Compare("like", call("lowerUTF8", value), Constant(f"%{escape_like(search.lower())}%"))
+                if search
+                else None,
+            ),
             group_by=(Field("_value"),),
+            order_by=(OrderExpr(Field("_count"), "DESC"), OrderExpr(Field("_value"))),
+            limit=FACET_LIMIT,
         )
         counts = {row[0]: int(row[1]) for row in execute(select).rows}
     needle = (search or "").lower()
