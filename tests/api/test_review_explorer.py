@@ -65,3 +65,29 @@ async def test_facet_on_an_attribute_with_more_values_than_the_row_cap(tmp_path:
         )
         assert searched.status_code == 200, searched.text
         assert searched.json()["results"] == [{"value": f"r0149{i}", "count": 1} for i in range(10)]
+
+
+LONG = "a" * 300_000  # over ClickHouse's 256 KiB max_query_size once printed into SQL
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "query"),
+    [
+        ("query", {"searchTerm": LONG}),
+        ("count", {"searchTerm": LONG}),
+        ("sparkline", {"serviceNames": [LONG]}),
+        ("count-ranges", {"searchTerm": LONG}),
+        ("services", {"serviceNames": [LONG]}),
+        ("facet_values", {"facetAttribute": LONG}),
+        ("group-by", {"groupBy": LONG}),
+        ("patterns", {"searchTerm": LONG}),
+    ],
+)
+async def test_filter_values_too_long_for_the_store_are_a_400(
+    env: Env, endpoint: str, query: dict[str, object]
+) -> None:
+    """A search text, name or key so long that the SQL is over the store's size limit answers 400, not 500."""
+    response = await env.client.post(
+        f"/api/projects/{env.project.id}/logs/{endpoint}/", json={"query": query}, headers=env.auth()
+    )
+    assert_error(response, 400, type="validation_error", code="invalid_input", attr=None)

@@ -57,6 +57,9 @@ def store_failure(exc: Exception) -> errors.APIError:
         return errors.server_error("Query used too much memory or returned too many rows. Narrow it.", status=504)
     if isinstance(exc, StoreError) and exc.code == "CANNOT_COMPILE_REGEXP":
         return errors.validation_error("Invalid regular expression in a regex filter (RE2 syntax).", attr="filterGroup")
+    if isinstance(exc, StoreError) and exc.code == "SYNTAX_ERROR" and "Max query size exceeded" in str(exc):
+        # filter values (search text, names, keys) so long that the printed SQL is over the store's limit
+        return errors.validation_error("The filters are too long. Shorten the search text or values.")
     if isinstance(exc, QueryError):
         return errors.validation_error(str(exc), code="query_error")
     return errors.server_error("Error while executing the logs query.")
