@@ -52,11 +52,14 @@ def bucket_start(moment: dt.datetime, seconds: int) -> dt.datetime:
     return dt.datetime.fromtimestamp(epoch - epoch % seconds, dt.UTC)
 
 
-def bucket_spine(date_from: dt.datetime, date_to: dt.datetime, seconds: int) -> list[dt.datetime]:
-    """Every bucket that overlaps ``[date_from, date_to)``, oldest first."""
+def bucket_spine(
+    date_from: dt.datetime, date_to: dt.datetime, seconds: int, *, limit: int | None = None
+) -> list[dt.datetime]:
+    """Every bucket that overlaps ``[date_from, date_to)``, oldest first (the first ``limit`` of them)."""
     step = dt.timedelta(seconds=seconds)
     first = bucket_start(date_from, seconds)
-    return [first + i * step for i in range(max(0, -(-(date_to - first) // step)))]
+    count = max(0, -(-(date_to - first) // step))
+    return [first + i * step for i in range(count if limit is None else min(count, limit))]
 
 
 def parse_ch_datetime(text: str) -> dt.datetime:

@@ -112,7 +112,9 @@ def sparkline(counter: LogCounter, doc: dict[str, Any], *, now: dt.datetime) -> 
         entry[0] += count
         entry[1] += size
     rows: list[dict[str, Any]] = []
-    for bucket in bucket_spine(date_from, date_to, interval):
+    # every bucket yields at least one row, so no more buckets than rows are ever needed (a 400-year range
+    # would otherwise build 146,000 of them)
+    for bucket in bucket_spine(date_from, date_to, interval, limit=SPARKLINE_MAX_ROWS):
         series = by_bucket.get(bucket) or {NO_VALUE: [0, 0]}
         for label in sorted(series):
             count, size = series[label]
