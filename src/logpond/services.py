@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import multiprocessing
+import os
 from collections.abc import Callable
 from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -15,6 +16,7 @@ from typing import Any
 
 from logpond.api.auth import TTLCache
 from logpond.config import Settings
+from logpond.ingest.pipeline import exit_with_parent
 from logpond.ingest.watermark import IngestWatermark
 from logpond.ingest.writer import DurableWriter
 from logpond.query import ast
@@ -42,7 +44,10 @@ class Services:
         if self.settings.ingest_decode_processes > 0 and self.decode_pool is None:
             # spawn, not fork: the server process already runs chDB's threads
             self.decode_pool = ProcessPoolExecutor(
-                self.settings.ingest_decode_processes, mp_context=multiprocessing.get_context("spawn")
+                self.settings.ingest_decode_processes,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=exit_with_parent,
+                initargs=(os.getpid(),),
             )
 
     def restart_decode_pool(self, broken: Executor) -> None:

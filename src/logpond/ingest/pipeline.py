@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import threading
+import time
+
 import pyarrow as pa
 
 from logpond.ingest.otlp import decode_body, decode_log_table
@@ -20,6 +24,21 @@ def decode_otlp_logs_ipc(body: bytes, team_id: int, received_ns: int, max_decomp
         body, team_id=team_id, received_ns=received_ns, max_decompressed_bytes=max_decompressed_bytes
     )
     return arrow_to_bytes(table, compression=None)
+
+
+def exit_with_parent(parent_pid: int, poll_seconds: float = 0.5) -> None:
+    """Initializer of a decode worker process: end it when the server that started it is gone.
+
+    A server killed with SIGKILL cannot shut its pool down, and an idle worker would otherwise wait for
+    work forever; a watcher thread sees the parent change and exits the worker.
+    """
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(poll_seconds)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
 def arrow_to_bytes(table: pa.Table, compression: str | None = "lz4") -> bytes:
