@@ -13,6 +13,7 @@ whoever holds the project token. JSON Lines rows are exact.
 
 from __future__ import annotations
 
+import abc
 import csv
 import dataclasses
 import datetime as dt
@@ -181,14 +182,15 @@ def _csv_text(value: Any) -> str:
     return text
 
 
-class _Sink:
+class _Sink(abc.ABC):
     """One export file being written; ``finish`` makes it durable and closes it."""
 
     def __init__(self, file: IO[Any]) -> None:
         self.file = file
 
+    @abc.abstractmethod
     def write(self, cells: list[Any]) -> None:
-        raise NotImplementedError
+        """Append one row."""
 
     def finish(self) -> None:
         self.file.flush()
