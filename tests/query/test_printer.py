@@ -22,7 +22,10 @@ def logs_select(*select: ast.Expr, where: ast.Expr | None = None, alias: str | N
 def test_table_reference_gets_team_condition() -> None:
     """A plain SELECT over logs is printed with the project's team_id condition and the table's database."""
     sql = print_query(logs_select(Field("body")), team_id=7, database="db", limits=None)
-    assert sql == "SELECT `logs`.body FROM `db`.`logs` AS `logs` WHERE (`logs`.team_id = 7)"
+    assert sql == (
+        "SELECT `logs`.body FROM `db`.`logs` AS `logs` WHERE (`logs`.team_id = 7) "
+        "SETTINGS additional_table_filters = {'db.logs': 'team_id = 7'}"
+    )
 
 
 def test_team_condition_is_anded_with_user_where() -> None:
@@ -55,7 +58,7 @@ def test_every_subquery_union_and_join_gets_its_own_team_condition() -> None:
         )
     )
     sql = print_query(node, team_id=42, database="db", limits=None)
-    assert sql.count("team_id = 42") == 5
+    assert sql.count("team_id = 42") == 6  # five table references and the additional_table_filters backstop
     assert "team_id = " not in sql.replace("team_id = 42", "")
 
 
@@ -91,7 +94,7 @@ def test_limits_are_printed_as_settings() -> None:
     )
     assert sql.endswith(
         "SETTINGS max_execution_time = 5, max_memory_usage = 1000, max_result_rows = 10, "
-        "result_overflow_mode = 'throw', readonly = 2"
+        "result_overflow_mode = 'throw', readonly = 2, additional_table_filters = {'db.logs': 'team_id = 1'}"
     )
 
 

@@ -32,6 +32,24 @@ class Field(Expr):
 
 
 @dataclass(frozen=True)
+class Chain(Expr):
+    """A name as a user wrote it: ``level``, ``l.attributes.http.method``, ``properties.$browser``.
+
+    The printer resolves it against the tables in scope: the first part may name a table alias, the next a
+    field, and any further parts are keys inside a map or JSON field.
+    """
+
+    parts: tuple[str | int, ...]
+
+
+@dataclass(frozen=True)
+class Star(Expr):
+    """``*`` or ``t.*``: every visible field of the tables in scope, expanded by the printer."""
+
+    table: str | None = None
+
+
+@dataclass(frozen=True)
 class Alias(Expr):
     expr: Expr
     alias: str
@@ -47,7 +65,42 @@ class Call(Expr):
     distinct: bool = False
 
 
-CompareOperator = Literal["=", "!=", "<", "<=", ">", ">=", "like", "not like", "ilike", "not ilike", "in", "not in"]
+CompareOperator = Literal[
+    "=", "!=", "<", "<=", ">", ">=", "like", "not like", "ilike", "not ilike", "in", "not in", "global in", "global not in"
+]
+
+
+@dataclass(frozen=True)
+class Lambda(Expr):
+    """``(x, y) -> expr`` as an argument of a higher-order function such as ``arrayMap``."""
+
+    args: tuple[str, ...]
+    expr: Expr
+
+
+@dataclass(frozen=True)
+class Between(Expr):
+    expr: Expr
+    low: Expr
+    high: Expr
+    negated: bool = False
+
+
+@dataclass(frozen=True)
+class WindowExpr:
+    partition_by: tuple[Expr, ...] = ()
+    order_by: tuple[OrderExpr, ...] = ()
+    frame: str | None = None  # a checked ROWS/RANGE frame, e.g. "ROWS BETWEEN 1 PRECEDING AND CURRENT ROW"
+
+
+@dataclass(frozen=True)
+class WindowCall(Expr):
+    """``name(args) OVER (window)``; ``name`` is an aggregate or a window function of the whitelist."""
+
+    name: str
+    args: tuple[Expr, ...]
+    window: WindowExpr
+    params: tuple[Expr, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -106,9 +159,24 @@ class OrderExpr:
 
 @dataclass(frozen=True)
 class TableRef:
-    """A table of the query schema by its logical name (``logs``); never a physical or system table."""
+    """A table of the query schema, or a CTE of an enclosing query, by name; never a physical or system table."""
 
     name: str
+
+
+@dataclass(frozen=True)
+class Sample:
+    """``SAMPLE <ratio> [OFFSET <ratio>]``; ratios are numbers or ``(numerator, denominator)`` pairs."""
+
+    ratio: float | tuple[int, int]
+    offset: float | tuple[int, int] | None = None
+
+
+@dataclass(frozen=True)
+class LimitBy:
+    n: int
+    exprs: tuple[Expr, ...]
+    offset: int | None = None
 
 
 @dataclass(frozen=True)
@@ -118,6 +186,9 @@ class JoinExpr:
     join_type: str | None = None  # e.g. "INNER JOIN", "LEFT JOIN"; None for the first table
     constraint: Expr | None = None
     next_join: JoinExpr | None = None
+    using: tuple[str, ...] = ()  # JOIN ... USING (a, b) instead of ON
+    sample: Sample | None = None
+    final: bool = False
 
 
 @dataclass(frozen=True)
@@ -133,11 +204,24 @@ class Select(Expr):
     offset: int | None = None
     distinct: bool = False
     ctes: dict[str, Select | SelectUnion] = field(default_factory=dict)
+    limit_by: LimitBy | None = None
+
+
+SET_OPERATORS = ("UNION ALL", "UNION DISTINCT", "INTERSECT", "INTERSECT DISTINCT", "EXCEPT", "EXCEPT DISTINCT")
 
 
 @dataclass(frozen=True)
 class SelectUnion(Expr):
+    """Selects joined by set operators; ``operators[i]`` joins ``selects[i]`` and ``selects[i + 1]``.
+
+    Without ``operators`` every join is ``UNION ALL``.
+    """
+
     selects: tuple[Select | SelectUnion, ...]
+    operators: tuple[str, ...] = ()
+
+    def operator(self, i: int) -> str:
+        return self.operators[i] if self.operators else "UNION ALL"
 
 
 def and_(*exprs: Expr | None) -> Expr | None:

@@ -1,11 +1,19 @@
 """Print a query tree as ClickHouse SQL — the single place where tenancy and limits are enforced.
 
-Every table reference becomes ``<database>.<physical table> AS <alias>`` and adds
-``<alias>.team_id = <team>`` to the WHERE clause of the SELECT that owns it, whether that SELECT is the
-top level, a subquery in FROM or IN, a CTE or a branch of a UNION. Only tables in ``schema.TABLES`` and
-functions in ``FUNCTIONS`` can be printed; constants are always printed as escaped literals; the SETTINGS
-clause comes only from ``QueryLimits``. The printer dispatches on node type through a table, so a new
-node type is one new method.
+Every query logpond sends to the store, from the Logs API's builders and from HogQL alike, is printed here:
+
+- A table reference becomes ``<database>.<physical table> AS <alias>``, and only tables of the schema the
+  caller passed in can be named (HogQL sees ``logs``, ``events``, ``persons``…; never ``system.*``, table
+  functions or another database).
+- The project's ``team_id`` is enforced twice, independently: ClickHouse's ``additional_table_filters``
+  setting filters every read of every referenced table before any user expression sees a row, and each
+  table reference adds ``<alias>.team_id = <team>`` to the WHERE (or the join's ON) of the SELECT that owns
+  it — top level, subquery, CTE, UNION branch or join alike — which also lets the primary key prune.
+- Only functions of ``functions.FUNCTIONS`` can be called; constants are always escaped literals; names
+  are always quoted identifiers; the SETTINGS clause comes only from ``QueryLimits`` and the printer itself.
+
+The printer dispatches on node type through a table, so a new node type is one new method; the HogQL
+dialect (``logpond.hogql.printer``) overrides the few methods that print differently.
 """
 
 from __future__ import annotations
@@ -13,11 +21,13 @@ from __future__ import annotations
 import datetime as dt
 import math
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 from logpond.query import ast
+from logpond.query.functions import check_arity, lookup
 from logpond.query.schema import TABLES, TableDef
 from logpond.store.base import QueryLimits
 
@@ -25,138 +35,6 @@ from logpond.store.base import QueryLimits
 class QueryError(Exception):
     """The query cannot be printed: unknown table, field or function, or a disallowed construct."""
 
-
-# HogQL / logpond function name -> ClickHouse function name. Anything else is refused.
-FUNCTIONS: dict[str, str] = {
-    name: name
-    for name in (
-        # aggregates
-        "count",
-        "countIf",
-        "sum",
-        "sumIf",
-        "avg",
-        "avgIf",
-        "min",
-        "minIf",
-        "max",
-        "maxIf",
-        "uniq",
-        "uniqIf",
-        "uniqExact",
-        "any",
-        "anyLast",
-        "argMax",
-        "argMin",
-        "groupArray",
-        "groupUniqArray",
-        "quantile",
-        "quantiles",
-        "median",
-        # comparison and logic
-        "equals",
-        "notEquals",
-        "less",
-        "greater",
-        "lessOrEquals",
-        "greaterOrEquals",
-        "and",
-        "or",
-        "not",
-        "if",
-        "multiIf",
-        "isNull",
-        "isNotNull",
-        "coalesce",
-        "ifNull",
-        "nullIf",
-        "in",
-        "notIn",
-        # strings
-        "lower",
-        "upper",
-        "lowerUTF8",
-        "upperUTF8",
-        "length",
-        "lengthUTF8",
-        "empty",
-        "notEmpty",
-        "concat",
-        "substring",
-        "substringUTF8",
-        "trimBoth",
-        "trim",
-        "position",
-        "positionCaseInsensitive",
-        "like",
-        "notLike",
-        "ilike",
-        "notILike",
-        "match",
-        "replaceAll",
-        "replaceRegexpAll",
-        "extract",
-        "splitByChar",
-        "startsWith",
-        "endsWith",
-        "hex",
-        "unhex",
-        "base64Encode",
-        "tryBase64Decode",
-        "toString",
-        "leftPad",
-        "left",
-        "right",
-        # maps and arrays
-        "mapContains",
-        "mapKeys",
-        "mapValues",
-        "has",
-        "hasAny",
-        "arrayJoin",
-        "arrayZip",
-        "tupleElement",
-        "indexOf",
-        "tuple",
-        # numbers and types
-        "toInt64",
-        "toFloat64",
-        "toFloat64OrNull",
-        "toInt64OrNull",
-        "round",
-        "floor",
-        "ceil",
-        "abs",
-        "intDiv",
-        "plus",
-        "minus",
-        "multiply",
-        "divide",
-        "modulo",
-        "toUUID",
-        "cityHash64",
-        "toTypeName",
-        # dates and times
-        "now",
-        "now64",
-        "today",
-        "toDate",
-        "toDateTime",
-        "toDateTime64",
-        "toStartOfDay",
-        "toStartOfHour",
-        "toStartOfMinute",
-        "toStartOfFiveMinutes",
-        "toStartOfTenMinutes",
-        "toStartOfFifteenMinutes",
-        "toStartOfInterval",
-        "toUnixTimestamp",
-        "toUnixTimestamp64Micro",
-        "fromUnixTimestamp64Micro",
-        "dateDiff",
-        "parseDateTime64BestEffortOrNull",
-    )
-}
 
 _ESCAPES = {"\\": "\\\\", "'": "\\'", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\0": "\\0", "\b": "\\b", "\f": "\\f"}
 
@@ -176,10 +54,19 @@ _JOIN_TYPES = frozenset(
         "CROSS JOIN",
         "ANY LEFT JOIN",
         "ANY INNER JOIN",
+        "ANY JOIN",
         "SEMI LEFT JOIN",
         "ANTI LEFT JOIN",
+        "LEFT SEMI JOIN",
+        "LEFT ANTI JOIN",
+        "LEFT ANY JOIN",
+        "INNER ANY JOIN",
+        "ASOF JOIN",
+        "ASOF LEFT JOIN",
+        "LEFT ASOF JOIN",
     }
 )
+_ORDER_DIRECTIONS = frozenset({"ASC", "DESC"})
 
 
 def quote_string(value: str) -> str:
@@ -200,10 +87,18 @@ def quote_identifier(name: str) -> str:
 
 @dataclass
 class _Scope:
-    """Tables visible to one SELECT: alias -> table definition (None for a subquery in FROM)."""
+    """Names visible in one SELECT (or lambda): its tables, its select aliases, lambda arguments, CTEs.
+
+    ``tables`` maps an alias to its table definition, or to None for a subquery or CTE whose columns the
+    printer does not type. A ``boundary`` scope (the root of a subquery) hides the scopes around it from
+    field lookups; CTE names stay visible through boundaries, as in SQL.
+    """
 
     tables: dict[str, TableDef | None] = field(default_factory=dict)
     select_aliases: set[str] = field(default_factory=set)
+    lambda_args: frozenset[str] = frozenset()
+    ctes: set[str] = field(default_factory=set)
+    boundary: bool = False
 
 
 @dataclass
@@ -211,8 +106,13 @@ class PrintContext:
     team_id: int
     database: str
     limits: QueryLimits | None = None
+    tables: dict[str, TableDef] = field(default_factory=lambda: TABLES)
+    settings: dict[str, Any] = field(default_factory=dict)  # extra SETTINGS chosen by logpond, never by users
     scopes: list[_Scope] = field(default_factory=list)
     alias_counter: int = 0
+    physical_tables: set[str] = field(default_factory=set)  # every table read, for additional_table_filters
+    defining: set[str] = field(default_factory=set)  # aliases whose own expression is being printed
+    columns: list[str] = field(default_factory=list)  # output names of the top-level SELECT
 
     def fresh_alias(self, base: str) -> str:
         self.alias_counter += 1
@@ -225,9 +125,14 @@ class ClickHousePrinter:
         self._dispatch: dict[type, Callable[[Any], str]] = {
             ast.Constant: self._constant,
             ast.Field: self._field,
+            ast.Chain: self._chain,
+            ast.Star: self._star,
             ast.Alias: self._alias,
             ast.Call: self._call,
+            ast.WindowCall: self._window_call,
+            ast.Lambda: self._lambda,
             ast.Compare: self._compare,
+            ast.Between: self._between,
             ast.And: self._and,
             ast.Or: self._or,
             ast.Not: self._not,
@@ -235,23 +140,44 @@ class ClickHousePrinter:
             ast.Array: self._array,
             ast.Index: self._index,
             ast.Interval: self._interval,
-            ast.Select: self._select,
-            ast.SelectUnion: self._union,
+            ast.Select: self._subquery,
+            ast.SelectUnion: self._subquery,
         }
 
     # --- entry point -----------------------------------------------------------------------------
     def print_query(self, node: ast.Select | ast.SelectUnion) -> str:
-        sql = self.visit(node)
-        if self.ctx.limits is not None:
-            settings = ", ".join(f"{k} = {self._setting_value(v)}" for k, v in self.ctx.limits.as_settings().items())
-            sql = f"{sql} SETTINGS {settings}"
+        sql = self.statement(node, top_level=True)
+        settings = self.settings()
+        if settings:
+            sql += " SETTINGS " + ", ".join(f"{k} = {v}" for k, v in settings.items())
         return sql
+
+    def settings(self) -> dict[str, str]:
+        settings: dict[str, str] = {}
+        if self.ctx.limits is not None:
+            settings.update({k: self._setting_value(v) for k, v in self.ctx.limits.as_settings().items()})
+        settings.update({k: self._setting_value(v) for k, v in self.ctx.settings.items()})
+        if self.ctx.physical_tables:
+            filters = ", ".join(
+                f"{quote_string(f'{self.ctx.database}.{table}')}: {quote_string(f'team_id = {int(self.ctx.team_id)}')}"
+                for table in sorted(self.ctx.physical_tables)
+            )
+            settings["additional_table_filters"] = "{" + filters + "}"
+        return settings
 
     def visit(self, node: Any) -> str:
         printer = self._dispatch.get(type(node))
         if printer is None:
             raise QueryError(f"Unsupported query node: {type(node).__name__}")
         return printer(node)
+
+    @contextmanager
+    def scope(self, scope: _Scope) -> Iterator[_Scope]:
+        self.ctx.scopes.append(scope)
+        try:
+            yield scope
+        finally:
+            self.ctx.scopes.pop()
 
     # --- expressions -----------------------------------------------------------------------------
     def _constant(self, node: ast.Constant) -> str:
@@ -288,35 +214,111 @@ class ClickHousePrinter:
         raise QueryError(f"Unsupported constant of type {type(value).__name__}")
 
     def _field(self, node: ast.Field) -> str:
-        for scope in reversed(self.ctx.scopes):
-            if node.table is not None:
-                if node.table in scope.tables:
-                    return self._table_field(node.table, scope.tables[node.table], node.name)
-                continue
-            matches = [(alias, t) for alias, t in scope.tables.items() if t is not None and node.name in t.fields]
-            if len(matches) == 1:
-                return self._table_field(matches[0][0], matches[0][1], node.name)
-            if len(matches) > 1:
-                raise QueryError(f"Field '{node.name}' is ambiguous")
-            if node.name in scope.select_aliases or any(t is None for t in scope.tables.values()):
-                return quote_identifier(node.name)
-        raise QueryError(f"Unable to resolve field: {node.name}")
+        parts: tuple[str, ...] = (node.table, node.name) if node.table is not None else (node.name,)
+        return self._resolve(parts, qualified=node.table is not None)
 
-    def _table_field(self, alias: str, table: TableDef | None, name: str) -> str:
+    def _chain(self, node: ast.Chain) -> str:
+        if not node.parts or not isinstance(node.parts[0], str):
+            raise QueryError("A field name must start with a name")
+        return self._resolve(node.parts, qualified=False)
+
+    def _resolve(self, parts: tuple[str | int, ...], *, qualified: bool) -> str:
+        """SQL for a name: a lambda argument, ``alias.field``, a select alias, or a field of a table in scope.
+
+        A ``Field`` with a table is always qualified; a ``Chain`` is qualified when its first part names a
+        table alias in scope and there is more than one part.
+        """
+        head = str(parts[0])
+        for scope in reversed(self.ctx.scopes):
+            if head in scope.lambda_args and not qualified:
+                return self._access(quote_identifier(head), parts[1:], None)
+            if len(parts) > 1 and head in scope.tables:
+                return self._table_field(head, scope.tables[head], parts[1:])
+            if qualified:
+                if scope.boundary:
+                    break
+                continue
+            if head in scope.select_aliases and head not in self.ctx.defining:
+                return self._access(quote_identifier(head), parts[1:], None)
+            matches = [(alias, t) for alias, t in scope.tables.items() if t is not None and head in t.fields]
+            if len(matches) > 1:
+                raise QueryError(f"Field '{head}' is ambiguous: qualify it with one of {', '.join(a for a, _ in matches)}")
+            if matches:
+                return self._table_field(matches[0][0], matches[0][1], parts)
+            untyped = [alias for alias, t in scope.tables.items() if t is None]
+            if len(untyped) == 1:
+                return self._table_field(untyped[0], None, parts)
+            if untyped:
+                return self._access(quote_identifier(head), parts[1:], None)
+            if scope.boundary:
+                break
+        if qualified:
+            raise QueryError(f"Unknown table or alias: {head}")
+        raise QueryError(f"Unable to resolve field: {head}")
+
+    def _table_field(self, alias: str, table: TableDef | None, parts: tuple[str | int, ...]) -> str:
+        name = str(parts[0])
         if table is None:
-            return f"{quote_identifier(alias)}.{quote_identifier(name)}"
+            return self._access(f"{quote_identifier(alias)}.{quote_identifier(name)}", parts[1:], None)
         definition = table.fields.get(name)
         if definition is None:
             raise QueryError(f"Field '{name}' does not exist on table '{table.name}'")
-        return definition.template.format(t=quote_identifier(alias))
+        return self._access(definition.template.format(t=quote_identifier(alias)), parts[1:], definition.kind)
+
+    def _access(self, sql: str, rest: tuple[str | int, ...], kind: str | None) -> str:
+        """Keys after a field: ``attributes.http.method`` is one map key; JSON fields nest."""
+        if not rest:
+            return sql
+        if kind == "map":
+            return f"{sql}[{quote_string('.'.join(str(p) for p in rest))}]"
+        if kind == "json":
+            path = ", ".join(self.literal(p) for p in rest)
+            # a JSON property reads as a string; JSON null and a missing key read as NULL
+            return f"replaceRegexpAll(nullIf(nullIf(JSONExtractRaw({sql}, {path}), ''), 'null'), '^\"|\"$', '')"
+        for part in rest:
+            sql = f"{sql}[{self.literal(part)}]"
+        return sql
+
+    def _star(self, node: ast.Star) -> str:
+        return ", ".join(sql for sql, _ in self._expand_star(node))
+
+    def _expand_star(self, node: ast.Star) -> list[tuple[str, str]]:
+        scope = self.ctx.scopes[-1]
+        if node.table is not None and node.table not in scope.tables:
+            raise QueryError(f"Unknown table or alias: {node.table}")
+        out: list[tuple[str, str]] = []
+        for alias, table in scope.tables.items():
+            if node.table is not None and alias != node.table:
+                continue
+            if table is None:
+                out.append((f"{quote_identifier(alias)}.*", "*"))
+                continue
+            for name in table.visible_fields():
+                sql = table.fields[name].template.format(t=quote_identifier(alias))
+                out.append((f"{sql} AS {quote_identifier(name)}" if node.table is None and len(scope.tables) == 1 else sql, name))
+        if not out:
+            raise QueryError("SELECT * needs a table in FROM")
+        return out
 
     def _alias(self, node: ast.Alias) -> str:
-        return f"{self.visit(node.expr)} AS {quote_identifier(node.alias)}"
+        self.ctx.defining.add(node.alias)
+        try:
+            inner = self.visit(node.expr)
+        finally:
+            self.ctx.defining.discard(node.alias)
+        return f"{inner} AS {quote_identifier(node.alias)}"
+
+    def _function(self, name: str, n_args: int, n_params: int | None, *, window: bool = False) -> str:
+        definition = lookup(name, window=window)
+        if definition is None:
+            raise QueryError(f"Unsupported function: {name}")
+        problem = check_arity(name, definition, n_args, n_params)
+        if problem:
+            raise QueryError(problem)
+        return definition.clickhouse
 
     def _call(self, node: ast.Call) -> str:
-        target = FUNCTIONS.get(node.name)
-        if target is None:
-            raise QueryError(f"Unsupported function: {node.name}")
+        target = self._function(node.name, len(node.args), None if node.params is None else len(node.params))
         args = ", ".join(self.visit(a) for a in node.args)
         if node.distinct:
             args = "DISTINCT " + args
@@ -324,6 +326,33 @@ class ClickHousePrinter:
             params = ", ".join(self.visit(p) for p in node.params)
             return f"{target}({params})({args})"
         return f"{target}({args})"
+
+    def _window_call(self, node: ast.WindowCall) -> str:
+        target = self._function(node.name, len(node.args), None if node.params is None else len(node.params), window=True)
+        args = ", ".join(self.visit(a) for a in node.args)
+        call = f"{target}({args})"
+        if node.params is not None:
+            call = f"{target}({', '.join(self.visit(p) for p in node.params)})({args})"
+        return f"{call} OVER ({self._window(node.window)})"
+
+    def _window(self, window: ast.WindowExpr) -> str:
+        parts = []
+        if window.partition_by:
+            parts.append("PARTITION BY " + ", ".join(self.visit(e) for e in window.partition_by))
+        if window.order_by:
+            parts.append("ORDER BY " + self._order_list(window.order_by))
+        if window.frame:
+            parts.append(window.frame)
+        return " ".join(parts)
+
+    def _lambda(self, node: ast.Lambda) -> str:
+        for arg in node.args:
+            if not arg.isidentifier():
+                raise QueryError(f"Invalid lambda argument: {arg}")
+        with self.scope(_Scope(lambda_args=frozenset(node.args))):
+            body = self.visit(node.expr)
+        args = ", ".join(quote_identifier(a) for a in node.args)
+        return f"(({args}) -> {body})" if len(node.args) != 1 else f"({args} -> {body})"
 
     _COMPARE_SQL = {
         "=": "=",
@@ -338,6 +367,8 @@ class ClickHousePrinter:
         "not ilike": "NOT ILIKE",
         "in": "IN",
         "not in": "NOT IN",
+        "global in": "GLOBAL IN",
+        "global not in": "GLOBAL NOT IN",
     }
 
     def _compare(self, node: ast.Compare) -> str:
@@ -349,11 +380,13 @@ class ClickHousePrinter:
             if not right.value:  # x IN () is not valid SQL; an empty set matches nothing
                 return "false" if node.op == "in" else "true"
             right_sql = "(" + ", ".join(self.literal(v) for v in right.value) + ")"
-        elif isinstance(right, ast.Select | ast.SelectUnion):
-            right_sql = "(" + self.visit(right) + ")"
         else:
             right_sql = self.visit(right)
         return f"({self.visit(node.left)} {op} {right_sql})"
+
+    def _between(self, node: ast.Between) -> str:
+        negation = "NOT " if node.negated else ""
+        return f"({self.visit(node.expr)} {negation}BETWEEN {self.visit(node.low)} AND {self.visit(node.high)})"
 
     def _and(self, node: ast.And) -> str:
         if not node.exprs:
@@ -383,26 +416,45 @@ class ClickHousePrinter:
         return f"toInterval{node.unit.capitalize()}({self.visit(node.value)})"
 
     # --- queries ---------------------------------------------------------------------------------
-    def _union(self, node: ast.SelectUnion) -> str:
-        return " UNION ALL ".join("(" + self.visit(s) + ")" for s in node.selects)
+    def _subquery(self, node: ast.Select | ast.SelectUnion) -> str:
+        """A SELECT used as an expression (``x IN (SELECT …)``, a scalar subquery)."""
+        return "(" + self.statement(node) + ")"
 
-    def _select(self, node: ast.Select) -> str:
-        if node.ctes:
-            raise QueryError("WITH is not supported here yet")
-        scope = _Scope()
-        scope.select_aliases = {e.alias for e in node.select if isinstance(e, ast.Alias)}
-        self.ctx.scopes.append(scope)
-        try:
-            from_sql, team_conditions = self._from(node.from_, scope) if node.from_ else ("", [])
-            parts = ["SELECT"]
+    def statement(self, node: ast.Select | ast.SelectUnion, *, top_level: bool = False) -> str:
+        if isinstance(node, ast.SelectUnion):
+            return self._union(node, top_level=top_level)
+        if not isinstance(node, ast.Select):
+            raise QueryError(f"Expected a SELECT, got {type(node).__name__}")
+        return self._select(node, top_level=top_level)
+
+    def _union(self, node: ast.SelectUnion, *, top_level: bool) -> str:
+        if not node.selects:
+            raise QueryError("An empty UNION")
+        parts = [self.statement(node.selects[0], top_level=top_level)]
+        for i, select in enumerate(node.selects[1:]):
+            operator = node.operator(i)
+            if operator not in ast.SET_OPERATORS:
+                raise QueryError(f"Unsupported set operator: {operator}")
+            parts.append(operator)
+            parts.append(self.statement(select))
+        return " ".join(p if p in ast.SET_OPERATORS else f"({p})" for p in parts)
+
+    def _select(self, node: ast.Select, *, top_level: bool) -> str:
+        with self.scope(_Scope(boundary=True)) as scope:
+            with_sql = self._ctes(node.ctes, scope) if node.ctes else ""
+            scope.select_aliases = {e.alias for e in node.select if isinstance(e, ast.Alias)}
+            from_sql, where_teams = self._from(node.from_, scope) if node.from_ else ("", [])
+            for alias in scope.select_aliases & set(scope.tables):
+                raise QueryError(f"Alias '{alias}' is also the name of a table in FROM; choose another alias")
+            parts = [with_sql, "SELECT"] if with_sql else ["SELECT"]
             if node.distinct:
                 parts.append("DISTINCT")
-            parts.append(", ".join(self.visit(e) for e in node.select))
+            parts.append(self._select_list(node.select, top_level=top_level))
             if from_sql:
                 parts.append("FROM " + from_sql)
             if node.prewhere is not None:
                 parts.append("PREWHERE " + self.visit(node.prewhere))
-            where = [*team_conditions]
+            where = [*where_teams]
             if node.where is not None:
                 where.append(self.visit(node.where))
             if where:
@@ -412,56 +464,157 @@ class ClickHousePrinter:
             if node.having is not None:
                 parts.append("HAVING " + self.visit(node.having))
             if node.order_by:
-                if any(o.order not in ("ASC", "DESC") for o in node.order_by):
-                    raise QueryError("ORDER BY direction must be ASC or DESC")
-                parts.append("ORDER BY " + ", ".join(f"{self.visit(o.expr)} {o.order}" for o in node.order_by))
+                parts.append("ORDER BY " + self._order_list(node.order_by))
+            if node.limit_by is not None:
+                limit_by = f"LIMIT {int(node.limit_by.n)}"
+                if node.limit_by.offset is not None:
+                    limit_by += f" OFFSET {int(node.limit_by.offset)}"
+                parts.append(limit_by + " BY " + ", ".join(self.visit(e) for e in node.limit_by.exprs))
             if node.limit is not None:
                 parts.append(f"LIMIT {int(node.limit)}")
                 if node.offset is not None:
                     parts.append(f"OFFSET {int(node.offset)}")
             return " ".join(parts)
-        finally:
-            self.ctx.scopes.pop()
+
+    def _select_list(self, exprs: tuple[ast.Expr, ...], *, top_level: bool) -> str:
+        printed: list[str] = []
+        for expr in exprs:
+            if isinstance(expr, ast.Star):
+                expanded = self._expand_star(expr)
+                printed.extend(sql for sql, _ in expanded)
+                if top_level:
+                    self.ctx.columns.extend(name for _, name in expanded)
+                continue
+            printed.append(self.visit(expr))
+            if top_level:
+                self.ctx.columns.append(self.column_name(expr))
+        if not printed:
+            raise QueryError("SELECT needs at least one expression")
+        return ", ".join(printed)
+
+    def column_name(self, expr: ast.Expr) -> str:
+        """The name a result column gets: its alias, a field's last name part, or the expression as HogQL."""
+        if isinstance(expr, ast.Alias):
+            return expr.alias
+        if isinstance(expr, ast.Chain) and isinstance(expr.parts[-1], str):
+            return expr.parts[-1]
+        if isinstance(expr, ast.Field):
+            return expr.name
+        from logpond.hogql.printer import print_hogql_expr
+
+        return print_hogql_expr(expr)
+
+    def _order_list(self, order_by: tuple[ast.OrderExpr, ...]) -> str:
+        if any(o.order not in _ORDER_DIRECTIONS for o in order_by):
+            raise QueryError("ORDER BY direction must be ASC or DESC")
+        return ", ".join(f"{self.visit(o.expr)} {o.order}" for o in order_by)
+
+    def _ctes(self, ctes: dict[str, ast.Select | ast.SelectUnion], scope: _Scope) -> str:
+        printed = []
+        for name, body in ctes.items():
+            if not isinstance(body, ast.Select | ast.SelectUnion):
+                raise QueryError(f"CTE '{name}' must be a SELECT")
+            printed.append(f"{quote_identifier(name)} AS ({self.statement(body)})")
+            scope.ctes.add(name)  # visible to later CTEs and to the query, not to itself
+        return "WITH " + ", ".join(printed)
+
+    def _cte_visible(self, name: str) -> bool:
+        return any(name in scope.ctes for scope in self.ctx.scopes)
 
     def _from(self, join: ast.JoinExpr, scope: _Scope) -> tuple[str, list[str]]:
-        pieces: list[str] = []
-        team_conditions: list[str] = []
+        """The FROM clause, and the team conditions that belong in this SELECT's WHERE.
+
+        A joined table's team condition goes into its ON, so a LEFT JOIN keeps its meaning; the first
+        table's goes into WHERE, or into the ON of a RIGHT/FULL join, which keeps unmatched right rows.
+        """
+        joins = []
         current: ast.JoinExpr | None = join
         while current is not None:
-            if isinstance(current.table, ast.TableRef):
-                table = TABLES.get(current.table.name)
-                if table is None:
-                    raise QueryError(f"Unknown table: {current.table.name}")
-                alias = current.alias or self.ctx.fresh_alias(table.name)
-                if alias in scope.tables:
-                    raise QueryError(f"Duplicate table alias: {alias}")
-                scope.tables[alias] = table
-                quoted = quote_identifier(alias)
-                source = f"{quote_identifier(self.ctx.database)}.{quote_identifier(table.physical)} AS {quoted}"
-                team_conditions.append(f"({quoted}.{table.team_column} = {int(self.ctx.team_id)})")
-            else:
-                if current.alias is None:
-                    raise QueryError("A subquery in FROM needs an alias")
-                alias = current.alias
-                scope.tables[alias] = None
-                # printed in its own scope, so it carries its own team conditions
-                self.ctx.scopes.append(_Scope())
-                try:
-                    inner = self.visit(current.table)
-                finally:
-                    self.ctx.scopes.pop()
-                source = f"({inner}) AS {quote_identifier(alias)}"
-            if current.join_type:
-                if current.join_type not in _JOIN_TYPES:
-                    raise QueryError(f"Unsupported join type: {current.join_type}")
-                piece = f"{current.join_type} {source}"
-                if current.constraint is not None:
-                    piece += " ON " + self.visit(current.constraint)
-                pieces.append(piece)
-            else:
-                pieces.append(source)
+            joins.append(current)
             current = current.next_join
-        return " ".join(pieces), team_conditions
+        if joins[0].join_type:
+            raise QueryError("The first table of FROM cannot have a join type")
+        outer = next((j for j in joins[1:] if j.join_type and ("RIGHT" in j.join_type.upper() or "FULL" in j.join_type.upper())), None)
+        source, _, first_condition = self._join_source(joins[0], scope)
+        pieces = [source]
+        where = [first_condition] if first_condition and outer is None else []
+        for current in joins[1:]:
+            join_type = (current.join_type or "JOIN").upper()
+            if join_type not in _JOIN_TYPES:
+                raise QueryError(f"Unsupported join type: {current.join_type}")
+            source, _, condition = self._join_source(current, scope)
+            conditions = [c for c in (condition, first_condition if current is outer else None) if c]
+            if current.using:
+                if current.constraint is not None:
+                    raise QueryError("A join has either ON or USING, not both")
+                pieces.append(f"{join_type} {source} USING (" + ", ".join(quote_identifier(c) for c in current.using) + ")")
+                where.extend(conditions)  # USING cannot carry extra conditions
+            elif current.constraint is None:
+                if join_type not in ("JOIN", "CROSS JOIN"):
+                    raise QueryError(f"{join_type} needs an ON or USING constraint")
+                pieces.append(f"CROSS JOIN {source}")
+                where.extend(conditions)
+            else:
+                on = " AND ".join([self.visit(current.constraint), *conditions])
+                pieces.append(f"{join_type} {source} ON {on}")
+        return " ".join(pieces), where
+
+    def _join_source(self, join: ast.JoinExpr, scope: _Scope) -> tuple[str, str, str | None]:
+        """``source AS alias`` for one FROM/JOIN item; registers the alias; returns the team condition."""
+        if isinstance(join.table, ast.TableRef):
+            name = join.table.name
+            if self._cte_visible(name):
+                alias = join.alias or name
+                self._register(scope, alias, None)
+                if join.sample is not None:
+                    raise QueryError("SAMPLE applies to tables, not to CTEs")
+                source = quote_identifier(name) + ("" if alias == name else f" AS {quote_identifier(alias)}")
+                return source, alias, None
+            table = self.ctx.tables.get(name)
+            if table is None:
+                raise QueryError(f"Unknown table: {name}")
+            alias = join.alias or (name if name not in scope.tables else self.ctx.fresh_alias(name))
+            self._register(scope, alias, table)
+            self.ctx.physical_tables.add(table.physical)
+            quoted = quote_identifier(alias)
+            source = f"{quote_identifier(self.ctx.database)}.{quote_identifier(table.physical)} AS {quoted}"
+            if join.final or table.final:
+                source += " FINAL"
+            if join.sample is not None:
+                if not table.sampling:
+                    raise QueryError(f"Table '{name}' does not support SAMPLE")
+                source += " " + self._sample(join.sample)
+            condition = f"({quoted}.{table.team_column} = {int(self.ctx.team_id)})"
+            if table.row_condition:
+                condition = f"({condition} AND {table.row_condition.format(t=quoted)})"
+            return source, alias, condition
+        if isinstance(join.table, ast.Select | ast.SelectUnion):
+            alias = join.alias or self.ctx.fresh_alias("subquery")
+            if join.sample is not None:
+                raise QueryError("SAMPLE applies to tables, not to subqueries")
+            inner = self.statement(join.table)  # printed in its own scope, with its own team conditions
+            self._register(scope, alias, None)
+            return f"({inner}) AS {quote_identifier(alias)}", alias, None
+        raise QueryError(f"Unsupported table expression: {type(join.table).__name__}")
+
+    @staticmethod
+    def _register(scope: _Scope, alias: str, table: TableDef | None) -> None:
+        if alias in scope.tables:
+            raise QueryError(f"Duplicate table alias: {alias}")
+        scope.tables[alias] = table
+
+    def _sample(self, sample: ast.Sample) -> str:
+        def ratio(value: float | tuple[int, int]) -> str:
+            if isinstance(value, tuple):
+                return f"{int(value[0])}/{int(value[1])}"
+            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
+                raise QueryError("SAMPLE takes a non-negative number")
+            return repr(value)
+
+        sql = f"SAMPLE {ratio(sample.ratio)}"
+        if sample.offset is not None:
+            sql += f" OFFSET {ratio(sample.offset)}"
+        return sql
 
     @staticmethod
     def _setting_value(value: Any) -> str:
@@ -472,6 +625,32 @@ class ClickHousePrinter:
         return quote_string(str(value))
 
 
-def print_query(node: ast.Select | ast.SelectUnion, *, team_id: int, database: str, limits: QueryLimits | None) -> str:
+def print_query(
+    node: ast.Select | ast.SelectUnion,
+    *,
+    team_id: int,
+    database: str,
+    limits: QueryLimits | None,
+    tables: dict[str, TableDef] | None = None,
+    settings: dict[str, Any] | None = None,
+) -> str:
     """ClickHouse SQL for ``node`` restricted to ``team_id`` and bounded by ``limits``."""
-    return ClickHousePrinter(PrintContext(team_id=team_id, database=database, limits=limits)).print_query(node)
+    context = PrintContext(team_id=team_id, database=database, limits=limits, tables=tables or TABLES,
+                           settings=settings or {})
+    return ClickHousePrinter(context).print_query(node)
+
+
+def print_query_with_columns(
+    node: ast.Select | ast.SelectUnion,
+    *,
+    team_id: int,
+    database: str,
+    limits: QueryLimits | None,
+    tables: dict[str, TableDef] | None = None,
+    settings: dict[str, Any] | None = None,
+) -> tuple[str, list[str]]:
+    """Like ``print_query``, also returning the result's column names as HogQL names them."""
+    context = PrintContext(team_id=team_id, database=database, limits=limits, tables=tables or TABLES,
+                           settings=settings or {})
+    sql = ClickHousePrinter(context).print_query(node)
+    return sql, context.columns

@@ -17,6 +17,16 @@ class FieldDef:
     template: str
     type: str
     hidden: bool = False
+    json: bool = False  # a String holding a JSON object: ``properties.$browser`` extracts a key
+
+    @property
+    def kind(self) -> str | None:
+        """How keys after the field are read: ``map`` (``attributes.k``), ``json``, or None (no keys)."""
+        if self.json:
+            return "json"
+        if self.type.startswith("Map("):
+            return "map"
+        return None
 
 
 @dataclass(frozen=True)
@@ -25,6 +35,9 @@ class TableDef:
     physical: str  # table name inside the store's database
     fields: dict[str, FieldDef]
     team_column: str = "team_id"
+    final: bool = False  # read with FINAL: a ReplacingMergeTree whose latest version per key is the row
+    sampling: bool = False  # the table has a SAMPLE BY key
+    row_condition: str | None = None  # a condition over ``{t}`` every read adds (e.g. not deleted)
 
     def visible_fields(self) -> list[str]:
         return [name for name, f in self.fields.items() if not f.hidden]
@@ -111,3 +124,65 @@ LOG_ATTRIBUTE_VALUES = TableDef(
 )
 
 TABLES: dict[str, TableDef] = {t.name: t for t in (LOGS, LOG_COUNTS, LOG_ATTRIBUTE_KEYS, LOG_ATTRIBUTE_VALUES)}
+
+
+# --- what HogQL sees -------------------------------------------------------------------------------
+# HogQL reads PostHog's tables by PostHog's names. logpond's rollups are internal, and the logs table's
+# raw-bytes helper fields are for logpond's own query builders, so neither is offered to users.
+
+HOGQL_LOGS = TableDef(
+    name="logs",
+    physical="logs",
+    fields={name: f for name, f in LOGS.fields.items() if not name.startswith("_")},
+)
+
+EVENTS = TableDef(
+    name="events",
+    physical="events",
+    fields={
+        "uuid": _col("uuid", "UUID"),
+        "team_id": _col("team_id", "Int32", hidden=True),
+        "event": _col("event", "String"),
+        "distinct_id": _col("distinct_id", "String"),
+        "properties": FieldDef("{t}.properties", "String", json=True),
+        "timestamp": _col("timestamp", "DateTime64(6, 'UTC')"),
+        "created_at": _col("created_at", "DateTime64(6, 'UTC')"),
+        "elements_chain": _col("elements_chain", "String"),
+        "person_id": _col("person_id", "UUID"),
+        "person_properties": FieldDef("{t}.person_properties", "String", hidden=True, json=True),
+        "person_created_at": _col("person_created_at", "DateTime64(3, 'UTC')", hidden=True),
+        "$session_id": _col("`$session_id`", "String"),
+        "$window_id": _col("`$window_id`", "String"),
+        "person_mode": _col("person_mode", "LowCardinality(String)"),
+    },
+    sampling=True,
+)
+
+PERSONS = TableDef(
+    name="persons",
+    physical="persons",
+    fields={
+        "id": _col("id", "UUID"),
+        "team_id": _col("team_id", "Int32", hidden=True),
+        "created_at": _col("created_at", "DateTime64(3, 'UTC')"),
+        "last_seen_at": _col("last_seen_at", "Nullable(DateTime64(3, 'UTC'))"),
+        "properties": FieldDef("{t}.properties", "String", json=True),
+        "is_identified": FieldDef("toBool({t}.is_identified)", "Bool"),
+    },
+    final=True,
+    row_condition="{t}.is_deleted = 0",
+)
+
+PERSON_DISTINCT_IDS = TableDef(
+    name="person_distinct_ids",
+    physical="person_distinct_ids",
+    fields={
+        "distinct_id": _col("distinct_id", "String"),
+        "person_id": _col("person_id", "UUID"),
+        "team_id": _col("team_id", "Int32", hidden=True),
+    },
+    final=True,
+    row_condition="{t}.is_deleted = 0",
+)
+
+HOGQL_TABLES: dict[str, TableDef] = {t.name: t for t in (HOGQL_LOGS, EVENTS, PERSONS, PERSON_DISTINCT_IDS)}

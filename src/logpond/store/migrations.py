@@ -198,6 +198,66 @@ def _rollup(table_ddl: str, name: str, *selects: str) -> tuple[str, ...]:
     return (table_ddl, *views, f"TRUNCATE TABLE {{db}}.{name}", *fills)
 
 
+# Product events and persons, shaped as ClickHouse-backed product analytics store them: events carry the
+# person's id and properties stamped at ingestion; persons and distinct-id mappings are versioned rows of
+# ReplacingMergeTrees, read with FINAL, so a merge or a property change is a new row, never an update.
+EVENTS_TABLE = """
+CREATE TABLE IF NOT EXISTS {db}.events
+(
+    uuid UUID,
+    team_id Int32,
+    event String,
+    distinct_id String,
+    properties String CODEC(ZSTD(3)),
+    timestamp DateTime64(6, 'UTC'),
+    created_at DateTime64(6, 'UTC'),
+    elements_chain String CODEC(ZSTD(3)),
+    person_id UUID,
+    person_properties String CODEC(ZSTD(3)),
+    person_created_at DateTime64(3, 'UTC'),
+    person_mode LowCardinality(String),
+    `$session_id` String MATERIALIZED JSONExtractString(properties, '$session_id'),
+    `$window_id` String MATERIALIZED JSONExtractString(properties, '$window_id'),
+    _inserted_at DateTime64(6, 'UTC') DEFAULT now64(6)
+)
+ENGINE = ReplacingMergeTree(_inserted_at)
+PARTITION BY toYYYYMM(timestamp)
+ORDER BY (team_id, toDate(timestamp), event, cityHash64(distinct_id), cityHash64(uuid))
+SAMPLE BY cityHash64(distinct_id)
+SETTINGS non_replicated_deduplication_window = 10000, fsync_after_insert = 1, fsync_part_directory = 1
+"""
+
+PERSONS_TABLE = """
+CREATE TABLE IF NOT EXISTS {db}.persons
+(
+    id UUID,
+    team_id Int32,
+    created_at DateTime64(3, 'UTC'),
+    last_seen_at Nullable(DateTime64(3, 'UTC')),
+    properties String CODEC(ZSTD(3)),
+    is_identified UInt8,
+    is_deleted UInt8 DEFAULT 0,
+    version Int64
+)
+ENGINE = ReplacingMergeTree(version)
+ORDER BY (team_id, id)
+SETTINGS non_replicated_deduplication_window = 10000, fsync_after_insert = 1, fsync_part_directory = 1
+"""
+
+PERSON_DISTINCT_IDS_TABLE = """
+CREATE TABLE IF NOT EXISTS {db}.person_distinct_ids
+(
+    team_id Int32,
+    distinct_id String,
+    person_id UUID,
+    is_deleted UInt8 DEFAULT 0,
+    version Int64
+)
+ENGINE = ReplacingMergeTree(version)
+ORDER BY (team_id, distinct_id)
+SETTINGS non_replicated_deduplication_window = 10000, fsync_after_insert = 1, fsync_part_directory = 1
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "create_logs", (LOGS_TABLE,)),
     Migration(
@@ -219,4 +279,5 @@ MIGRATIONS: tuple[Migration, ...] = (
             ),
         ),
     ),
+    Migration(3, "create_events_and_persons", (EVENTS_TABLE, PERSONS_TABLE, PERSON_DISTINCT_IDS_TABLE)),
 )

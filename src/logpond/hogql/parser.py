@@ -1,0 +1,289 @@
+"""PostHog's HogQL grammar, through the ``hogql-parser`` package, behind a guard.
+
+``hogql_parser`` is PostHog's C++ parser. Two things make it awkward to call directly:
+
+- Importing it imports ``posthog.hogql.errors``, a module of PostHog's server, not of the ``posthog`` SDK
+  that our users (and our tests) also import. ``import_hogql_parser`` supplies a stand-in for exactly the
+  time of the import and leaves ``sys.modules`` as it found it, so the real SDK imports afterwards.
+- Its ANTLR grammar backtracks exponentially on nesting: ``f(f(f(…)))`` ten deep or twenty-five nested
+  parentheses take minutes of CPU. A server cannot run that in its own process, so ``ParserPool`` parses in
+  worker processes and kills a worker that takes longer than the parse timeout. Cheap checks on length and
+  bracket depth reject the worst inputs before they reach a worker.
+
+The ``parse_*_json`` functions return PostHog's AST as JSON; a syntax error comes back as
+``{"error": true, "message", "start", "end"}``, which becomes ``HogQLSyntaxError`` with line and column.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import sys
+import threading
+import time
+import types
+from collections import OrderedDict
+from multiprocessing.connection import Connection
+from typing import Any
+
+import orjson
+
+from logpond.hogql.errors import HogQLSyntaxError
+
+_STAND_IN_MODULES = ("posthog", "posthog.hogql", "posthog.hogql.errors")
+
+MAX_QUERY_CHARS = 64 * 1024
+MAX_BRACKET_DEPTH = 48
+
+
+def _stand_in_errors() -> types.ModuleType:
+    module = types.ModuleType("posthog.hogql.errors")
+
+    class HogQLError(Exception):
+        def __init__(self, message: str, *, start: int | None = None, end: int | None = None, **_: Any) -> None:
+            super().__init__(message)
+            self.start = start
+            self.end = end
+
+    class SyntaxError(HogQLError):  # noqa: A001 - the name the parser looks up
+        pass
+
+    class NotImplementedError(HogQLError):  # noqa: A001
+        pass
+
+    class ParsingError(HogQLError):
+        pass
+
+    module.HogQLError = HogQLError  # type: ignore[attr-defined]
+    module.SyntaxError = SyntaxError  # type: ignore[attr-defined]
+    module.NotImplementedError = NotImplementedError  # type: ignore[attr-defined]
+    module.ParsingError = ParsingError  # type: ignore[attr-defined]
+    return module
+
+
+def import_hogql_parser() -> types.ModuleType:
+    """Import ``hogql_parser`` with a stand-in ``posthog.hogql.errors``; ``sys.modules`` ends as it began."""
+    if "hogql_parser" in sys.modules:
+        return sys.modules["hogql_parser"]
+    missing = object()
+    saved = {name: sys.modules.get(name, missing) for name in _STAND_IN_MODULES}
+    errors = _stand_in_errors()
+    hogql = types.ModuleType("posthog.hogql")
+    hogql.errors = errors  # type: ignore[attr-defined]
+    if saved["posthog"] is missing:
+        stand_in = types.ModuleType("posthog")
+        stand_in.__path__ = []  # a package, so the submodules resolve
+        stand_in.hogql = hogql  # type: ignore[attr-defined]
+        sys.modules["posthog"] = stand_in
+    sys.modules["posthog.hogql"] = hogql
+    sys.modules["posthog.hogql.errors"] = errors
+    try:
+        import hogql_parser
+
+        return hogql_parser
+    finally:
+        for name, module in saved.items():
+            if module is missing:
+                sys.modules.pop(name, None)
+            else:
+                sys.modules[name] = module  # type: ignore[assignment]
+
+
+def check_shape(text: str) -> None:
+    """Reject what the grammar cannot parse in reasonable time: very long text and deep bracket nesting."""
+    if len(text) > MAX_QUERY_CHARS:
+        raise HogQLSyntaxError(f"The query is {len(text)} characters long; the limit is {MAX_QUERY_CHARS}.")
+    depth = deepest = 0
+    quote: str | None = None
+    escaped = False
+    for position, ch in enumerate(text):
+        if quote is not None:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == quote:
+                quote = None
+            continue
+        if ch in "'\"`":
+            quote = ch
+        elif ch in "([{":
+            depth += 1
+            if depth > deepest:
+                deepest = depth
+                if deepest > MAX_BRACKET_DEPTH:
+                    raise HogQLSyntaxError(
+                        f"Brackets are nested more than {MAX_BRACKET_DEPTH} deep", text=text, start=position
+                    )
+        elif ch in ")]}":
+            depth = max(0, depth - 1)
+
+
+def decode(raw: str, text: str) -> dict[str, Any]:
+    """The parser's JSON as a dict; its error object as ``HogQLSyntaxError``."""
+    doc = orjson.loads(raw)
+    if isinstance(doc, dict) and doc.get("error"):
+        start = doc.get("start") or {}
+        raise HogQLSyntaxError(
+            str(doc.get("message") or "Syntax error"),
+            text=text,
+            start=start.get("offset") if isinstance(start, dict) else None,
+        )
+    if not isinstance(doc, dict):
+        raise HogQLSyntaxError("The parser returned no query", text=text)
+    return doc
+
+
+def parse_in_process(kind: str, text: str) -> str:
+    parser = import_hogql_parser()
+    function = parser.parse_select_json if kind == "select" else parser.parse_expr_json
+    return function(text)  # type: ignore[no-any-return]
+
+
+def _worker(conn: Connection, parent_pid: int) -> None:
+    """A parser process: answer (kind, text) requests with the parser's JSON, until the parent is gone."""
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(0.5)
+        os._exit(0)
+
+    threading.Thread(target=watch, daemon=True).start()
+    import_hogql_parser()
+    conn.send(("ready", ""))
+    while True:
+        try:
+            kind, text = conn.recv()
+        except (EOFError, OSError):
+            return
+        try:
+            conn.send(("ok", parse_in_process(kind, text)))
+        except Exception as exc:  # the parser raised instead of returning its error object
+            conn.send(("error", str(exc)))
+
+
+class _Worker:
+    def __init__(self) -> None:
+        context = multiprocessing.get_context("spawn")
+        self.conn, child = context.Pipe()
+        self.process = context.Process(target=_worker, args=(child, os.getpid()), name="logpond-hogql-parser", daemon=True)
+        self.process.start()
+        child.close()
+        self.ready = False
+
+    def wait_ready(self, timeout: float) -> None:
+        if not self.ready:
+            if not self.conn.poll(timeout):
+                raise TimeoutError("parser worker did not start")
+            self.conn.recv()
+            self.ready = True
+
+    def kill(self) -> None:
+        self.process.kill()
+        self.process.join(5)
+        self.conn.close()
+
+
+class ParserPool:
+    """Parses HogQL in worker processes, each parse bounded by ``timeout`` seconds, with a cache by text.
+
+    ``processes=0`` parses in the calling process, without the timeout (for the CLI and tests).
+    """
+
+    def __init__(self, processes: int = 1, timeout: float = 2.0, cache_size: int = 1024) -> None:
+        self.processes = processes
+        self.timeout = timeout
+        self._idle: list[_Worker] = []
+        self._started = 0
+        self._cond = threading.Condition()
+        self._cache: OrderedDict[tuple[str, str], dict[str, Any]] = OrderedDict()
+        self._cache_size = cache_size
+        self._cache_lock = threading.Lock()
+        self.closed = False
+
+    def parse_select(self, text: str) -> dict[str, Any]:
+        return self._parse("select", text)
+
+    def parse_expr(self, text: str) -> dict[str, Any]:
+        return self._parse("expr", text)
+
+    def _parse(self, kind: str, text: str) -> dict[str, Any]:
+        key = (kind, text)
+        with self._cache_lock:
+            cached = self._cache.get(key)
+            if cached is not None:
+                self._cache.move_to_end(key)
+                return cached
+        check_shape(text)
+        raw = parse_in_process(kind, text) if self.processes <= 0 else self._parse_in_worker(kind, text)
+        doc = decode(raw, text)
+        with self._cache_lock:
+            self._cache[key] = doc
+            if len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+        return doc
+
+    def _take(self) -> _Worker:
+        with self._cond:
+            while True:
+                if self.closed:
+                    raise RuntimeError("the HogQL parser pool is closed")
+                if self._idle:
+                    return self._idle.pop()
+                if self._started < self.processes:
+                    self._started += 1
+                    break
+                self._cond.wait()
+        try:
+            worker = _Worker()
+            worker.wait_ready(30)
+            return worker
+        except BaseException:
+            with self._cond:
+                self._started -= 1
+                self._cond.notify()
+            raise
+
+    def _give_back(self, worker: _Worker | None) -> None:
+        with self._cond:
+            if worker is None:
+                self._started -= 1
+            else:
+                self._idle.append(worker)
+            self._cond.notify()
+
+    def _parse_in_worker(self, kind: str, text: str) -> str:
+        worker = self._take()
+        try:
+            worker.conn.send((kind, text))
+            if not worker.conn.poll(self.timeout):
+                worker.kill()
+                worker = None  # type: ignore[assignment]
+                raise HogQLSyntaxError(
+                    f"The query took longer than {self.timeout:g} s to parse. Deeply nested expressions are slow "
+                    "to parse: flatten them, e.g. with intermediate aliases."
+                )
+            status, payload = worker.conn.recv()
+        except (EOFError, OSError, BrokenPipeError) as exc:
+            if worker is not None:
+                worker.kill()
+                worker = None  # type: ignore[assignment]
+            raise HogQLSyntaxError("The HogQL parser failed on this query") from exc
+        finally:
+            self._give_back(worker)
+        if status != "ok":
+            raise HogQLSyntaxError(payload or "Syntax error", text=text)
+        return payload  # type: ignore[no-any-return]
+
+    def warm_up(self) -> None:
+        """Start one worker now rather than on the first query."""
+        if self.processes > 0:
+            self._give_back(self._take())
+
+    def close(self) -> None:
+        with self._cond:
+            self.closed = True
+            workers, self._idle = self._idle, []
+            self._cond.notify_all()
+        for worker in workers:
+            worker.kill()
