@@ -16,7 +16,7 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from logpond import __version__
-from logpond.api import exports, ingest_logs, logs, logs_explore, projects
+from logpond.api import exports, ingest_logs, logs, logs_explore, projects, query
 from logpond.api.auth import TTLCache
 from logpond.api.errors import install_error_handlers
 from logpond.config import Settings
@@ -59,7 +59,9 @@ def build_services(
     if store is None:
         from logpond.store.chdb_store import ChDBStore
 
-        store = ChDBStore(settings.store_dir, retention_days=settings.retention_days)
+        store = ChDBStore(
+            settings.store_dir, retention_days=settings.retention_days, query_sessions=settings.hogql_query_sessions
+        )
         store.migrate()
     return Services(
         settings=settings,
@@ -92,6 +94,8 @@ def create_app(settings: Settings, *, services: Services | None = None, with_wri
         try:
             yield
         finally:
+            assert services.hogql_parser is not None
+            services.hogql_parser.close()
             services.stop_decode_pool()
             if services.writer is not None:
                 services.writer.stop()
@@ -105,6 +109,7 @@ def create_app(settings: Settings, *, services: Services | None = None, with_wri
     app.include_router(logs_explore.router)
     app.include_router(exports.router)
     app.include_router(projects.router)
+    app.include_router(query.router)
 
     @app.get("/_health", include_in_schema=False)
     async def health() -> dict[str, Any]:

@@ -76,6 +76,42 @@ class Settings(BaseSettings):
     )
     query_max_result_rows: int = Field(100_000, description="Rows any store query may return before it is cut off.")
 
+    # --- HogQL (/api/projects/<id>/query/) ----------------------------------------------------------
+    hogql_max_execution_time: float = Field(
+        60.0, description="Seconds a HogQL query may run (ClickHouse max_execution_time); above it the answer is 504."
+    )
+    hogql_personal_key_max_execution_time: float = Field(
+        10.0, description="Seconds a HogQL query may run when the caller uses a personal API key, as in PostHog."
+    )
+    hogql_default_limit: int = Field(100, ge=1, description="Rows returned when a HogQL query has no LIMIT.")
+    hogql_max_limit: int = Field(50_000, ge=1, description="Largest LIMIT a HogQL query may ask for; larger ones are clamped.")
+    hogql_allow_offset_with_personal_key: bool = Field(
+        False,
+        description="Accept OFFSET in HogQL queries made with a personal API key. PostHog refuses them (400) and "
+        "asks for keyset pagination.",
+    )
+    hogql_max_concurrent_per_project: int = Field(
+        3, ge=1, description="HogQL queries one project may run at the same time; more wait in a queue."
+    )
+    hogql_queue_seconds: float = Field(
+        30.0, description="Seconds a HogQL query waits for a free slot of its project before the answer is 429."
+    )
+    hogql_parse_processes: int = Field(
+        1,
+        ge=0,
+        description="Worker processes that parse HogQL, so a pathological query cannot stall the server. 0 parses "
+        "in the server process, with no parse timeout.",
+    )
+    hogql_parse_timeout: float = Field(
+        2.0, description="Seconds one HogQL parse may take before its worker is killed and the answer is 400."
+    )
+    hogql_query_sessions: int = Field(
+        2, ge=1, description="chDB sessions that run HogQL queries side by side, apart from ingestion and the Logs API."
+    )
+    hogql_async_result_seconds: float = Field(
+        600.0, description="Seconds the result of an async HogQL query stays available for polling."
+    )
+
     # --- exports -----------------------------------------------------------------------------------
     export_max_concurrent: int = Field(
         2,

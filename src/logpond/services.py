@@ -16,6 +16,9 @@ from typing import Any
 
 from logpond.api.auth import TTLCache
 from logpond.config import Settings
+from logpond.hogql.jobs import QueryJobs
+from logpond.hogql.parser import ParserPool
+from logpond.hogql.runner import HogQLLimits, HogQLRunner
 from logpond.ingest.pipeline import exit_with_parent
 from logpond.ingest.watermark import IngestWatermark
 from logpond.ingest.writer import DurableWriter
@@ -39,6 +42,34 @@ class Services:
     auth_cache: TTLCache = field(default_factory=lambda: TTLCache(10.0))
     project_cache: TTLCache = field(default_factory=lambda: TTLCache(10.0))
     ingest_watermark: IngestWatermark = field(default_factory=IngestWatermark)
+    hogql_parser: ParserPool | None = None
+    hogql_runner: HogQLRunner | None = None
+    query_jobs: QueryJobs | None = None
+
+    def __post_init__(self) -> None:
+        s = self.settings
+        if self.hogql_parser is None:
+            self.hogql_parser = ParserPool(processes=s.hogql_parse_processes, timeout=s.hogql_parse_timeout)
+        if self.hogql_runner is None:
+            self.hogql_runner = HogQLRunner(self.hogql_parser, self.store.database)
+        if self.query_jobs is None:
+            self.query_jobs = QueryJobs(
+                max_running=s.hogql_max_concurrent_per_project,
+                queue_seconds=s.hogql_queue_seconds,
+                ttl_seconds=s.hogql_async_result_seconds,
+                clock=self.clock,
+            )
+
+    def hogql_limits(self, *, personal_key: bool) -> HogQLLimits:
+        """The bounds of one HogQL query; personal API keys get PostHog's shorter time limit and no OFFSET."""
+        s = self.settings
+        return HogQLLimits(
+            default_limit=s.hogql_default_limit,
+            max_limit=s.hogql_max_limit,
+            max_execution_time=s.hogql_personal_key_max_execution_time if personal_key else s.hogql_max_execution_time,
+            max_memory_usage=s.query_max_memory_bytes,
+            allow_offset=s.hogql_allow_offset_with_personal_key or not personal_key,
+        )
 
     def start_decode_pool(self) -> None:
         if self.settings.ingest_decode_processes > 0 and self.decode_pool is None:

@@ -155,10 +155,10 @@ def _validate_group(node: Any, attr: str, depth: int) -> None:
         for i, child in enumerate(node["values"]):
             _validate_group(child, f"{attr}__values__{i}", depth + 1)
         return
-    _validate_leaf(node, attr)
+    validate_leaf(node, attr)
 
 
-def _validate_leaf(leaf: dict[str, Any], attr: str) -> None:
+def validate_leaf(leaf: dict[str, Any], attr: str) -> None:
     if leaf.get("type") not in LEAF_TYPES:
         raise FilterError(
             f"Unknown filter type {leaf.get('type')!r}; expected one of {', '.join(LEAF_TYPES)}.", f"{attr}__type"
@@ -208,7 +208,7 @@ def _target(leaf: dict[str, Any]) -> tuple[ast.Expr, ast.Expr | None]:
     return Index(map_field, Constant(key)), call("mapContains", map_field, Constant(key))
 
 
-def _leaf_condition(leaf: dict[str, Any]) -> ast.Expr:
+def leaf_condition(leaf: dict[str, Any]) -> ast.Expr:
     condition = _leaf_condition_inner(leaf)
     operator = leaf.get("operator", "exact")
     if (
@@ -304,7 +304,7 @@ def group_condition(node: dict[str, Any] | None) -> ast.Expr | None:
     if node is None:
         return None
     if "values" not in node:
-        return _leaf_condition(node)
+        return leaf_condition(node)
     parts = [c for c in (group_condition(child) for child in node["values"]) if c is not None]
     if not parts:
         return None

@@ -63,6 +63,12 @@ class Store(Protocol):
     def execute(self, sql: str) -> QueryResult:
         """Run one read query produced by the printer and return typed rows."""
 
+    def execute_cancellable(self, sql: str, tag: str) -> QueryResult:
+        """Run a user's read query so that ``cancel(tag)`` can stop it; it does not wait behind writes."""
+
+    def cancel(self, tag: str) -> bool:
+        """Stop the running query tagged ``tag``; False when none is running."""
+
     def command(self, sql: str) -> None:
         """Run a statement with no result (DDL, maintenance). Never called with user input."""
 

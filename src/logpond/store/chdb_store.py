@@ -8,9 +8,9 @@ tenants of that process apart by database name as well as by ``team_id``.
 from __future__ import annotations
 
 import logging
+import queue
 import re
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,13 @@ log = logging.getLogger(__name__)
 
 _sessions: dict[str, Any] = {}
 _sessions_lock = threading.Lock()
-_session_lock = threading.Lock()  # one embedded server per process, so one statement at a time
+_session_lock = threading.Lock()  # a chDB session runs one statement at a time
+_lanes: dict[str, queue.SimpleQueue[_Lane]] = {}  # path -> idle sessions for cancellable user queries
+_controls: dict[str, _Lane] = {}  # path -> the session that sends KILL QUERY
+
+# A cancellable query starts with this comment and its tag, so KILL QUERY can find it in system.processes
+_TAG_PREFIX = "/* logpond-query:"
+_TAG_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 _ERROR_RE = re.compile(r"Code: (\d+)\..*?\(([A-Z_]+)\)", re.S)
 _IDENTIFIER_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -45,6 +51,36 @@ def _session_for(path: Path) -> Any:
         return _sessions[key]
 
 
+class _Lane:
+    """One more chDB session on the same data path, with its own lock.
+
+    Sessions of one path share the embedded server (so they see the same tables and ``system.processes``)
+    but each runs its own statement, so user queries on these lanes neither wait behind the writer's
+    inserts nor hold them up, and one lane can KILL a query running on another.
+    """
+
+    def __init__(self, key: str) -> None:
+        self.session = chdb_session.Session(key)  # type: ignore[no-untyped-call]
+        self.lock = threading.Lock()
+
+
+def _control_for(key: str) -> _Lane:
+    with _sessions_lock:
+        if key not in _controls:
+            _controls[key] = _Lane(key)
+        return _controls[key]
+
+
+def _lanes_for(key: str, count: int) -> queue.SimpleQueue[_Lane]:
+    with _sessions_lock:
+        if key not in _lanes:
+            lanes: queue.SimpleQueue[_Lane] = queue.SimpleQueue()
+            for _ in range(max(1, count)):
+                lanes.put(_Lane(key))
+            _lanes[key] = lanes
+        return _lanes[key]
+
+
 def store_error_from(exc: Exception) -> StoreError:
     message = str(exc)
     match = _ERROR_RE.search(message)
@@ -53,31 +89,39 @@ def store_error_from(exc: Exception) -> StoreError:
     return StoreError(message)
 
 
+def _run(session: Any, lock: threading.Lock, sql: str, fmt: str) -> Any:
+    with lock:
+        try:
+            return session.query(sql, fmt)
+        except Exception as exc:
+            # chDB 4.4 keeps the partial output of a statement that failed mid-stream (or was killed) and
+            # prepends it to the next result; a throwaway statement clears it before anyone else runs
+            try:
+                session.query("SELECT 1", fmt)
+            except Exception:
+                log.exception("chDB did not recover after an error")
+            raise store_error_from(exc) from exc
+
+
 class ChDBStore:
     """``Store`` on chDB. ``database`` names the ClickHouse database holding logpond's tables."""
 
-    def __init__(self, path: Path, *, database: str = "logpond", retention_days: int = 30) -> None:
+    def __init__(
+        self, path: Path, *, database: str = "logpond", retention_days: int = 30, query_sessions: int = 2
+    ) -> None:
         if not _IDENTIFIER_RE.match(database):
             raise ValueError(f"invalid database name {database!r}")
         self.path = path
         self.database = database
         self.retention_days = retention_days
+        self.query_sessions = query_sessions
         self._session = _session_for(path)
         self._lock = _session_lock
+        self._key = str(path.resolve())
 
     def _query(self, sql: str, fmt: str = "CSV") -> Any:
         """Run one statement. chDB serialises statements anyway; our lock makes "fail, then drain" atomic."""
-        with self._lock:
-            try:
-                return self._session.query(sql, fmt)
-            except Exception as exc:
-                # chDB 4.4 keeps the partial output of a statement that failed mid-stream and prepends it
-                # to the next result; a throwaway statement clears it before anyone else runs
-                try:
-                    self._session.query("SELECT 1", fmt)
-                except Exception:
-                    log.exception("chDB did not recover after an error")
-                raise store_error_from(exc) from exc
+        return _run(self._session, self._lock, sql, fmt)
 
     # --- schema ----------------------------------------------------------------------------------
     def migrate(self) -> list[int]:
@@ -130,10 +174,13 @@ class ChDBStore:
 
     # --- reads -----------------------------------------------------------------------------------
     def execute(self, sql: str) -> QueryResult:
-        started = time.perf_counter()
-        raw = self._query(sql, "JSONCompact").bytes()
+        return self._result(self._query(sql, "JSONCompact"))
+
+    @staticmethod
+    def _result(result: Any) -> QueryResult:
+        raw = result.bytes()
         if not raw:
-            return QueryResult(columns=[], types=[], rows=[], elapsed=time.perf_counter() - started)
+            return QueryResult(columns=[], types=[], rows=[])
         doc = orjson.loads(raw)
         meta = doc.get("meta", [])
         stats = doc.get("statistics", {})
@@ -141,12 +188,37 @@ class ChDBStore:
             columns=[m["name"] for m in meta],
             types=[m["type"] for m in meta],
             rows=doc.get("data", []),
-            elapsed=time.perf_counter() - started,
+            elapsed=float(stats.get("elapsed", 0.0)),
             rows_read=int(stats.get("rows_read", 0)),
         )
 
     def command(self, sql: str) -> None:
         self._query(sql)
+
+    # --- cancellable user queries ------------------------------------------------------------------
+    def execute_cancellable(self, sql: str, tag: str) -> QueryResult:
+        """Run a read on a query lane, findable by ``tag`` so ``cancel(tag)`` can stop it."""
+        if not _TAG_RE.match(tag):
+            raise ValueError(f"invalid query tag {tag!r}")
+        lanes = _lanes_for(self._key, self.query_sessions)
+        lane = lanes.get()
+        try:
+            return self._result(_run(lane.session, lane.lock, f"{_TAG_PREFIX}{tag} */ {sql}", "JSONCompact"))
+        finally:
+            lanes.put(lane)
+
+    def cancel(self, tag: str) -> bool:
+        """Stop the running query tagged ``tag``; False when no such query is running."""
+        if not _TAG_RE.match(tag):
+            raise ValueError(f"invalid query tag {tag!r}")
+        control = _control_for(self._key)
+        raw = _run(
+            control.session,
+            control.lock,
+            f"KILL QUERY WHERE startsWith(query, '{_TAG_PREFIX}{tag} */') ASYNC",
+            "CSV",
+        )
+        return bool(raw.bytes().strip())
 
     def disk_usage(self) -> dict[str, int]:
         """Compressed and uncompressed bytes and rows of the active parts of ``logs``."""
