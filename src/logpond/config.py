@@ -84,7 +84,9 @@ class Settings(BaseSettings):
         10.0, description="Seconds a HogQL query may run when the caller uses a personal API key, as in PostHog."
     )
     hogql_default_limit: int = Field(100, ge=1, description="Rows returned when a HogQL query has no LIMIT.")
-    hogql_max_limit: int = Field(50_000, ge=1, description="Largest LIMIT a HogQL query may ask for; larger ones are clamped.")
+    hogql_max_limit: int = Field(
+        50_000, ge=1, description="Largest LIMIT a HogQL query may ask for; larger ones are clamped."
+    )
     hogql_allow_offset_with_personal_key: bool = Field(
         False,
         description="Accept OFFSET in HogQL queries made with a personal API key. PostHog refuses them (400) and "

@@ -174,7 +174,9 @@ def _parse_body(body: Any) -> _Parsed:
     is_async = refresh in _ASYNC_MODES or body.get("async") is True
     query_id = body.get("client_query_id")
     if query_id is not None and (not isinstance(query_id, str) or not 0 < len(query_id) <= 200 or "/" in query_id):
-        raise errors.validation_error("Expected a string of at most 200 characters without '/'.", attr="client_query_id")
+        raise errors.validation_error(
+            "Expected a string of at most 200 characters without '/'.", attr="client_query_id"
+        )
     name = body.get("name") or query.get("name")
     if name is not None and (not isinstance(name, str) or len(name) > 128):
         raise errors.validation_error("Expected a string of at most 128 characters.", attr="name")
@@ -192,7 +194,9 @@ def _parse_body(body: Any) -> _Parsed:
     )
 
 
-async def _run(request: Request, access: ProjectAccess, job: QueryJob, parsed: _Parsed, limits: HogQLLimits) -> dict[str, Any]:
+async def _run(
+    request: Request, access: ProjectAccess, job: QueryJob, parsed: _Parsed, limits: HogQLLimits
+) -> dict[str, Any]:
     services = request.app.state.services
     runner, jobs, store = services.hogql_runner, services.query_jobs, services.store
     now = services.clock()
@@ -200,7 +204,7 @@ async def _run(request: Request, access: ProjectAccess, job: QueryJob, parsed: _
         lambda: runner.compile(access.team_id, parsed.request, limits, now=now)
     )
     async with jobs.slot(job):
-        return await anyio.to_thread.run_sync(  # type: ignore[no-any-return]
+        return await anyio.to_thread.run_sync(
             lambda: runner.execute(
                 compiled,
                 parsed.request,
@@ -211,7 +215,9 @@ async def _run(request: Request, access: ProjectAccess, job: QueryJob, parsed: _
         )
 
 
-async def _run_async(request: Request, access: ProjectAccess, job: QueryJob, parsed: _Parsed, limits: HogQLLimits) -> None:
+async def _run_async(
+    request: Request, access: ProjectAccess, job: QueryJob, parsed: _Parsed, limits: HogQLLimits
+) -> None:
     jobs = request.app.state.services.query_jobs
     try:
         result = await _run(request, access, job, parsed, limits)
@@ -260,7 +266,7 @@ async def create_query(project_id: str, request: Request) -> Response:
 
 
 def _job_or_404(request: Request, access: ProjectAccess, query_id: str) -> QueryJob:
-    job = request.app.state.services.query_jobs.get(access.team_id, query_id)
+    job: QueryJob | None = request.app.state.services.query_jobs.get(access.team_id, query_id)
     if job is None:
         raise errors.not_found("Query not found.")
     return job

@@ -266,7 +266,11 @@ class Compiler:
                 raise self.error("SAMPLE takes numbers", r)
             if right is None:
                 return left.value
-            if not isinstance(right, ast.Constant) or not isinstance(right.value, int) or not isinstance(left.value, int):
+            if (
+                not isinstance(right, ast.Constant)
+                or not isinstance(right.value, int)
+                or not isinstance(left.value, int)
+            ):
                 raise self.error("SAMPLE ratios are whole numbers", r)
             if right.value == 0:
                 raise self.error("SAMPLE ratio divides by zero", r)
@@ -331,7 +335,9 @@ class Compiler:
     def _window_function(self, node: dict[str, Any]) -> ast.WindowCall:
         name = str(node.get("name") or "")
         if node.get("over_identifier"):
-            window_node = next((w[node["over_identifier"]] for w in reversed(self.windows) if node["over_identifier"] in w), None)
+            window_node = next(
+                (w[node["over_identifier"]] for w in reversed(self.windows) if node["over_identifier"] in w), None
+            )
             if window_node is None:
                 raise self.error(f"Unknown window: {node['over_identifier']}", node)
         else:
@@ -397,7 +403,7 @@ class Compiler:
         left, right = self.expr(node["left"]), self.expr(node["right"])
         if op == "-" and left == ast.Constant(0) and "start" not in node["left"]:
             return ast.Call("negate", (right,))  # the parser writes -x as 0 - x
-        return ast.Call(_ARITHMETIC[op], (left, right))  # type: ignore[index]
+        return ast.Call(_ARITHMETIC[op], (left, right))
 
     def _dict(self, node: dict[str, Any]) -> ast.Call:
         args: list[ast.Expr] = []

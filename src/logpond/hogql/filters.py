@@ -14,7 +14,7 @@ from typing import Any
 
 from logpond.hogql.errors import HogQLQueryError
 from logpond.logs.dates import DateParseError, parse_date
-from logpond.logs.filters import FilterError, leaf_condition, validate_leaf, escape_like
+from logpond.logs.filters import FilterError, escape_like, leaf_condition, validate_leaf
 from logpond.query import ast
 
 _LOG_TYPES = ("log", "log_attribute", "log_resource_attribute")
@@ -28,9 +28,7 @@ class FiltersError(HogQLQueryError):
         self.attr = attr
 
 
-def filters_condition(
-    doc: Any, *, now: dt.datetime, parse_expr: Callable[[str], ast.Expr]
-) -> ast.Expr | None:
+def filters_condition(doc: Any, *, now: dt.datetime, parse_expr: Callable[[str], ast.Expr]) -> ast.Expr | None:
     """The condition ``{filters}`` stands for; None when ``doc`` has no filters."""
     if doc is None:
         return None

@@ -166,7 +166,9 @@ class _Worker:
     def __init__(self) -> None:
         context = multiprocessing.get_context("spawn")
         self.conn, child = context.Pipe()
-        self.process = context.Process(target=_worker, args=(child, os.getpid()), name="logpond-hogql-parser", daemon=True)
+        self.process = context.Process(
+            target=_worker, args=(child, os.getpid()), name="logpond-hogql-parser", daemon=True
+        )
         self.process.start()
         child.close()
         self.ready = False

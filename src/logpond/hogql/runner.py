@@ -158,7 +158,9 @@ class HogQLRunner:
         explicit LIMIT is clamped. A set query is wrapped, so its bound applies to the whole result.
         """
         if isinstance(node, ast.SelectUnion):
-            wrapped = ast.Select(select=(ast.Star(),), from_=ast.JoinExpr(node, alias="hogql_set"), limit=limits.default_limit + 1)
+            wrapped = ast.Select(
+                select=(ast.Star(),), from_=ast.JoinExpr(node, alias="hogql_set"), limit=limits.default_limit + 1
+            )
             return wrapped, limits.default_limit, node
         if node.limit is None:
             return replace(node, limit=limits.default_limit + 1), limits.default_limit, None
@@ -228,7 +230,9 @@ class HogQLRunner:
 
 
 # --- values ----------------------------------------------------------------------------------------
-_DATETIME_TYPE = re.compile(r"^(?:Nullable\()?(?:LowCardinality\()?DateTime(?:64)?(?:\((?:\d+)?(?:,\s*)?(?:'([^']+)')?\))?\)?\)?$")
+_DATETIME_TYPE = re.compile(
+    r"^(?:Nullable\()?(?:LowCardinality\()?DateTime(?:64)?(?:\((?:\d+)?(?:,\s*)?(?:'([^']+)')?\))?\)?\)?$"
+)
 
 
 def _iso(value: dt.datetime, timezone: str) -> str:

@@ -66,7 +66,20 @@ class Call(Expr):
 
 
 CompareOperator = Literal[
-    "=", "!=", "<", "<=", ">", ">=", "like", "not like", "ilike", "not ilike", "in", "not in", "global in", "global not in"
+    "=",
+    "!=",
+    "<",
+    "<=",
+    ">",
+    ">=",
+    "like",
+    "not like",
+    "ilike",
+    "not ilike",
+    "in",
+    "not in",
+    "global in",
+    "global not in",
 ]
 
 

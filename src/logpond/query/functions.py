@@ -439,10 +439,45 @@ WINDOW_FUNCTIONS: dict[str, FunctionDef] = {
 }
 
 # SQL's aggregates and a few common functions are accepted in any case, as in ClickHouse
-_ANY_CASE = ("count", "sum", "avg", "min", "max", "coalesce", "lower", "upper", "length", "concat", "substring",
-             "trim", "round", "floor", "ceil", "abs", "if", "ifNull", "nullIf", "greatest", "least", "now", "today",
-             "isNull", "isNotNull", "position", "replace", "left", "right", "reverse", "median", "any", "row_number",
-             "rank", "dense_rank", "first_value", "last_value")
+_ANY_CASE = (
+    "count",
+    "sum",
+    "avg",
+    "min",
+    "max",
+    "coalesce",
+    "lower",
+    "upper",
+    "length",
+    "concat",
+    "substring",
+    "trim",
+    "round",
+    "floor",
+    "ceil",
+    "abs",
+    "if",
+    "ifNull",
+    "nullIf",
+    "greatest",
+    "least",
+    "now",
+    "today",
+    "isNull",
+    "isNotNull",
+    "position",
+    "replace",
+    "left",
+    "right",
+    "reverse",
+    "median",
+    "any",
+    "row_number",
+    "rank",
+    "dense_rank",
+    "first_value",
+    "last_value",
+)
 _BY_LOWER_NAME = {name.lower(): name for name in _ANY_CASE}
 
 
@@ -468,7 +503,8 @@ def check_arity(name: str, definition: FunctionDef, n_args: int, n_params: int |
         if definition.max_params == 0:
             return f"Function '{name}' takes no parameters"
         if n_params < definition.min_params or n_params > (definition.max_params or n_params):
-            return f"Function '{name}' expects {definition.min_params} to {definition.max_params} parameters, got {n_params}"
+            wanted = f"{definition.min_params} to {definition.max_params}"
+            return f"Function '{name}' expects {wanted} parameters, got {n_params}"
     elif definition.min_params:
         return f"Function '{name}' needs parameters, e.g. {name}(0.5)(x)"
     return None

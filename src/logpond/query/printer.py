@@ -242,7 +242,9 @@ class ClickHousePrinter:
                 return self._access(quote_identifier(head), parts[1:], None)
             matches = [(alias, t) for alias, t in scope.tables.items() if t is not None and head in t.fields]
             if len(matches) > 1:
-                raise QueryError(f"Field '{head}' is ambiguous: qualify it with one of {', '.join(a for a, _ in matches)}")
+                raise QueryError(
+                    f"Field '{head}' is ambiguous: qualify it with one of {', '.join(a for a, _ in matches)}"
+                )
             if matches:
                 return self._table_field(matches[0][0], matches[0][1], parts)
             untyped = [alias for alias, t in scope.tables.items() if t is None]
@@ -295,7 +297,12 @@ class ClickHousePrinter:
                 continue
             for name in table.visible_fields():
                 sql = table.fields[name].template.format(t=quote_identifier(alias))
-                out.append((f"{sql} AS {quote_identifier(name)}" if node.table is None and len(scope.tables) == 1 else sql, name))
+                out.append(
+                    (
+                        f"{sql} AS {quote_identifier(name)}" if node.table is None and len(scope.tables) == 1 else sql,
+                        name,
+                    )
+                )
         if not out:
             raise QueryError("SELECT * needs a table in FROM")
         return out
@@ -328,7 +335,9 @@ class ClickHousePrinter:
         return f"{target}({args})"
 
     def _window_call(self, node: ast.WindowCall) -> str:
-        target = self._function(node.name, len(node.args), None if node.params is None else len(node.params), window=True)
+        target = self._function(
+            node.name, len(node.args), None if node.params is None else len(node.params), window=True
+        )
         args = ", ".join(self.visit(a) for a in node.args)
         call = f"{target}({args})"
         if node.params is not None:
@@ -534,7 +543,10 @@ class ClickHousePrinter:
             current = current.next_join
         if joins[0].join_type:
             raise QueryError("The first table of FROM cannot have a join type")
-        outer = next((j for j in joins[1:] if j.join_type and ("RIGHT" in j.join_type.upper() or "FULL" in j.join_type.upper())), None)
+        outer = next(
+            (j for j in joins[1:] if j.join_type and ("RIGHT" in j.join_type.upper() or "FULL" in j.join_type.upper())),
+            None,
+        )
         source, _, first_condition = self._join_source(joins[0], scope)
         pieces = [source]
         where = [first_condition] if first_condition and outer is None else []
@@ -547,7 +559,9 @@ class ClickHousePrinter:
             if current.using:
                 if current.constraint is not None:
                     raise QueryError("A join has either ON or USING, not both")
-                pieces.append(f"{join_type} {source} USING (" + ", ".join(quote_identifier(c) for c in current.using) + ")")
+                pieces.append(
+                    f"{join_type} {source} USING (" + ", ".join(quote_identifier(c) for c in current.using) + ")"
+                )
                 where.extend(conditions)  # USING cannot carry extra conditions
             elif current.constraint is None:
                 if join_type not in ("JOIN", "CROSS JOIN"):
@@ -635,8 +649,9 @@ def print_query(
     settings: dict[str, Any] | None = None,
 ) -> str:
     """ClickHouse SQL for ``node`` restricted to ``team_id`` and bounded by ``limits``."""
-    context = PrintContext(team_id=team_id, database=database, limits=limits, tables=tables or TABLES,
-                           settings=settings or {})
+    context = PrintContext(
+        team_id=team_id, database=database, limits=limits, tables=tables or TABLES, settings=settings or {}
+    )
     return ClickHousePrinter(context).print_query(node)
 
 
@@ -650,7 +665,8 @@ def print_query_with_columns(
     settings: dict[str, Any] | None = None,
 ) -> tuple[str, list[str]]:
     """Like ``print_query``, also returning the result's column names as HogQL names them."""
-    context = PrintContext(team_id=team_id, database=database, limits=limits, tables=tables or TABLES,
-                           settings=settings or {})
+    context = PrintContext(
+        team_id=team_id, database=database, limits=limits, tables=tables or TABLES, settings=settings or {}
+    )
     sql = ClickHousePrinter(context).print_query(node)
     return sql, context.columns
