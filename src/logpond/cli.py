@@ -2,15 +2,17 @@
 
 Every command takes ``--data-dir`` (default ``./.logpond``, or ``LOGPOND_DATA_DIR``). Commands that only
 touch metadata (keys, projects) work while the server runs; commands that open the chDB store directly
-(``demo`` without ``--host``) need the server stopped, because chDB allows one process per data dir.
+(``demo`` and ``query`` without ``--host``) need the server stopped, because chDB allows one process per data dir.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import time
+from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 
@@ -223,6 +225,186 @@ def demo(
             sent += table.num_rows
     elapsed = time.perf_counter() - started
     typer.echo(f"logpond: wrote {logs:,} demo logs in {elapsed:.1f} s ({logs / max(elapsed, 1e-9):,.0f} logs/s)")
+
+
+class OutputFormat(StrEnum):
+    table = "table"
+    csv = "csv"
+    json = "json"
+
+
+@app.command()
+def query(
+    text: Annotated[
+        str,
+        typer.Argument(metavar="QUERY", help="A HogQL query, e.g. 'SELECT level, count() FROM logs GROUP BY level'"),
+    ],
+    output: Annotated[
+        OutputFormat, typer.Option("--format", help="table, csv (header + rows) or json (one JSON object per row)")
+    ] = OutputFormat.table,
+    project: Annotated[
+        str | None,
+        typer.Option(help="Project id [default: 1 locally, @current (the key's project) with --host]"),
+    ] = None,
+    host: Annotated[
+        str | None,
+        typer.Option(help="Ask this PostHog-compatible server instead of the local store, e.g. https://us.posthog.com"),
+    ] = None,
+    api_key: Annotated[
+        str | None,
+        typer.Option("--api-key", help="Personal API key (phx_...) for --host [env: LOGPOND_API_KEY]"),
+    ] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Run a HogQL query on the local store, or on a server with --host, and print the rows."""
+    if host:
+        if data_dir is not None:
+            _fail("--data-dir reads the local store; drop it when asking a server with --host", code=2)
+        api_key = api_key or os.environ.get("LOGPOND_API_KEY")
+        if not api_key:
+            _fail("--host needs a personal API key: --api-key phx_... or LOGPOND_API_KEY", code=2)
+        response = _query_remote(host, api_key, project or "@current", text)
+    else:
+        if api_key:
+            _fail("--api-key is for --host; the local store needs no key", code=2)
+        response = _query_local(_settings(data_dir, hogql_parse_processes=0), _local_project(project), text)
+    rows, columns = response.get("results") or [], response.get("columns") or []
+    if output is OutputFormat.csv:
+        _print_csv(columns, rows)
+    elif output is OutputFormat.json:
+        _print_json_lines(columns, rows)
+    else:
+        _print_table(columns, rows)
+    if response.get("hasMore"):
+        typer.echo(f"logpond: more rows exist than the {len(rows)} shown; add a LIMIT or aggregate", err=True)
+
+
+def _fail(message: str, *, code: int = 1) -> NoReturn:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def _local_project(project: str | None) -> int:
+    if project is None:
+        return 1
+    if not project.isdigit():
+        _fail(f"--project must be a project id locally, not {project!r} (@current needs --host)", code=2)
+    return int(project)
+
+
+def _query_local(settings: Settings, project_id: int, text: str) -> dict[str, Any]:
+    """Run ``text`` through the same runner as the API, without a personal key's limits (60 s, OFFSET allowed)."""
+    from logpond.api.query import query_failure
+    from logpond.app import build_services
+    from logpond.hogql.runner import HogQLRequest
+
+    try:
+        services = build_services(settings)
+    except RuntimeError as exc:  # chDB allows one process per data dir
+        _fail(
+            f"cannot open the store in {settings.store_dir} ({str(exc).splitlines()[0]}). If `logpond serve` runs "
+            "on this data dir, stop it, or ask the server: --host http://127.0.0.1:8000 --api-key phx_..."
+        )
+    _ensure_installation(services.meta, settings)
+    found = services.meta.get_project(project_id)
+    if found is None:
+        _fail(f"project {project_id} not found in {settings.data_dir}", code=2)
+    limits = services.hogql_limits(personal_key=False)
+    assert services.hogql_runner is not None
+    try:
+        response = services.hogql_runner.run(
+            project_id,
+            HogQLRequest(query=text),
+            limits,
+            execute=services.store.execute,
+            now=services.clock(),
+            timezone=found.timezone or "UTC",
+        )
+    except Exception as exc:  # the API's mapping, so the CLI says exactly what the server would
+        _fail(query_failure(exc, limits).detail)
+    return response
+
+
+def _query_remote(host: str, api_key: str, project: str, text: str) -> dict[str, Any]:
+    """POST the query to ``<host>/api/projects/<project>/query/`` as PostHog's clients do."""
+    from urllib.parse import quote
+
+    import httpx
+
+    url = f"{host.rstrip('/')}/api/projects/{quote(project, safe='@')}/query/"
+    body = {"query": {"kind": "HogQLQuery", "query": text}}
+    try:
+        response = httpx.post(url, json=body, headers={"Authorization": f"Bearer {api_key}"}, timeout=180)
+    except httpx.HTTPError as exc:
+        _fail(f"could not reach {host}: {exc}")
+    try:
+        doc = response.json()
+    except ValueError:
+        doc = None
+    if response.status_code != 200 or not isinstance(doc, dict):
+        detail = doc.get("detail") if isinstance(doc, dict) else None
+        _fail(str(detail) if detail else f"HTTP {response.status_code} from {url}")
+    if doc.get("error"):
+        _fail(str(doc["error"]))
+    return doc
+
+
+def _cell(value: Any) -> str:
+    """A value as text: strings as they are, NULL as empty, arrays and maps as JSON."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return str(value)
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _unique(columns: list[str]) -> list[str]:
+    """Column names usable as JSON keys: a repeated name gets ``_2``, ``_3``, ... so no value is lost."""
+    seen: dict[str, int] = {}
+    names = []
+    for column in columns:
+        seen[column] = seen.get(column, 0) + 1
+        names.append(column if seen[column] == 1 else f"{column}_{seen[column]}")
+    return names
+
+
+def _print_csv(columns: list[str], rows: list[list[Any]]) -> None:
+    import csv
+    import sys
+
+    writer = csv.writer(sys.stdout, lineterminator="\n")
+    writer.writerow(columns)
+    writer.writerows([_cell(v) for v in row] for row in rows)
+
+
+def _print_json_lines(columns: list[str], rows: list[list[Any]]) -> None:
+    names = _unique(columns)
+    for row in rows:
+        typer.echo(json.dumps(dict(zip(names, row, strict=False)), ensure_ascii=False))
+
+
+def _print_table(columns: list[str], rows: list[list[Any]]) -> None:
+    from rich.console import Console
+    from rich.measure import Measurement
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(caption=f"{len(rows)} row{'s' if len(rows) != 1 else ''}")
+    for column in columns:
+        table.add_column(Text(column))
+    for row in rows:
+        # Text, not str: a value such as "[red]" is data, not rich markup
+        table.add_row(*(Text(_cell(v), style="dim" if v is None else "") for v in row))
+    console = Console(highlight=False)
+    if not console.is_terminal:
+        # piped: the table as wide as its content, rather than wrapped at 80 columns
+        probe = Console(width=100_000)
+        console = Console(highlight=False, width=max(40, Measurement.get(probe, probe.options, table).maximum))
+    console.print(table)
 
 
 if __name__ == "__main__":

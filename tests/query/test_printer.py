@@ -58,7 +58,8 @@ def test_every_subquery_union_and_join_gets_its_own_team_condition() -> None:
         )
     )
     sql = print_query(node, team_id=42, database="db", limits=None)
-    assert sql.count("team_id = 42") == 6  # five table references and the additional_table_filters backstop
+    # five table references (the joined one also in its ON) and the additional_table_filters backstop
+    assert sql.count("team_id = 42") == 7
     assert "team_id = " not in sql.replace("team_id = 42", "")
 
 

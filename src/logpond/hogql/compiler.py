@@ -241,6 +241,8 @@ class Compiler:
         sample = self._sample(node["sample"]) if node.get("sample") else None
         if node.get("column_aliases"):
             raise self.error("Column aliases on a table are not supported", node)
+        if node.get("table_args"):
+            raise self.error(f"Table functions are not supported: {'.'.join(map(str, table_node.get('chain') or []))}", node)
         return ast.JoinExpr(
             table=table,
             alias=node.get("alias"),

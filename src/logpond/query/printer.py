@@ -487,6 +487,8 @@ class ClickHousePrinter:
 
     def _select_list(self, exprs: tuple[ast.Expr, ...], *, top_level: bool) -> str:
         printed: list[str] = []
+        scope = self.ctx.scopes[-1]
+        taken = set(scope.select_aliases) | set(scope.tables)
         for expr in exprs:
             if isinstance(expr, ast.Star):
                 expanded = self._expand_star(expr)
@@ -494,9 +496,15 @@ class ClickHousePrinter:
                 if top_level:
                     self.ctx.columns.extend(name for _, name in expanded)
                 continue
-            printed.append(self.visit(expr))
+            sql = self.visit(expr)
+            name = self.column_name(expr)
+            if isinstance(expr, ast.Chain) and sql != quote_identifier(name) and name not in taken:
+                # name the column as HogQL does, so an enclosing query or CTE can refer to it (message, trace_id)
+                sql = f"{sql} AS {quote_identifier(name)}"
+            taken.add(name)
+            printed.append(sql)
             if top_level:
-                self.ctx.columns.append(self.column_name(expr))
+                self.ctx.columns.append(name)
         if not printed:
             raise QueryError("SELECT needs at least one expression")
         return ", ".join(printed)
@@ -533,8 +541,11 @@ class ClickHousePrinter:
     def _from(self, join: ast.JoinExpr, scope: _Scope) -> tuple[str, list[str]]:
         """The FROM clause, and the team conditions that belong in this SELECT's WHERE.
 
-        A joined table's team condition goes into its ON, so a LEFT JOIN keeps its meaning; the first
-        table's goes into WHERE, or into the ON of a RIGHT/FULL join, which keeps unmatched right rows.
+        Every table read gets its team condition in WHERE. A table that an outer join may pad with
+        default values (the right side of LEFT/FULL, the left side of RIGHT/FULL) accepts team 0 there, the
+        default, so the join keeps its meaning; such a table's rows are kept from matching another
+        project's by its condition in the ON of its join (the first table's: in the ON of the first
+        RIGHT/FULL join). Project ids start at 1, so team 0 is never a real row.
         """
         joins = []
         current: ast.JoinExpr | None = join
@@ -543,38 +554,51 @@ class ClickHousePrinter:
             current = current.next_join
         if joins[0].join_type:
             raise QueryError("The first table of FROM cannot have a join type")
-        outer = next(
-            (j for j in joins[1:] if j.join_type and ("RIGHT" in j.join_type.upper() or "FULL" in j.join_type.upper())),
-            None,
-        )
-        source, _, first_condition = self._join_source(joins[0], scope)
-        pieces = [source]
-        where = [first_condition] if first_condition and outer is None else []
-        for current in joins[1:]:
-            join_type = (current.join_type or "JOIN").upper()
+        types = [(j.join_type or "JOIN").upper() for j in joins]
+        for join_type in types[1:]:
             if join_type not in _JOIN_TYPES:
-                raise QueryError(f"Unsupported join type: {current.join_type}")
-            source, _, condition = self._join_source(current, scope)
-            conditions = [c for c in (condition, first_condition if current is outer else None) if c]
+                raise QueryError(f"Unsupported join type: {join_type}")
+        pads_left = ["RIGHT" in t or "FULL" in t for t in types]
+        pads_right = ["LEFT" in t or "FULL" in t or "ANTI" in t for t in types]
+        outer = next((i for i in range(1, len(joins)) if pads_left[i]), None)
+        pieces: list[str] = []
+        where: list[str] = []
+        first_on: str | None = None
+        for i, current in enumerate(joins):
+            source, alias, table = self._join_source(current, scope)
+            padded = (i > 0 and pads_right[i]) or any(pads_left[i + 1 :])
+            if table is not None:
+                where.append(self._team_condition(alias, table, padded=padded))
+            on_condition = self._team_condition(alias, table, padded=False) if table is not None else None
+            if i == 0:
+                pieces.append(source)
+                first_on = on_condition
+                continue
+            conditions = [c for c in (on_condition, first_on if i == outer else None) if c]
             if current.using:
                 if current.constraint is not None:
                     raise QueryError("A join has either ON or USING, not both")
-                pieces.append(
-                    f"{join_type} {source} USING (" + ", ".join(quote_identifier(c) for c in current.using) + ")"
-                )
-                where.extend(conditions)  # USING cannot carry extra conditions
+                columns = ", ".join(quote_identifier(c) for c in current.using)
+                pieces.append(f"{types[i]} {source} USING ({columns})")
             elif current.constraint is None:
-                if join_type not in ("JOIN", "CROSS JOIN"):
-                    raise QueryError(f"{join_type} needs an ON or USING constraint")
+                if types[i] not in ("JOIN", "CROSS JOIN"):
+                    raise QueryError(f"{types[i]} needs an ON or USING constraint")
                 pieces.append(f"CROSS JOIN {source}")
-                where.extend(conditions)
             else:
                 on = " AND ".join([self.visit(current.constraint), *conditions])
-                pieces.append(f"{join_type} {source} ON {on}")
+                pieces.append(f"{types[i]} {source} ON {on}")
         return " ".join(pieces), where
 
-    def _join_source(self, join: ast.JoinExpr, scope: _Scope) -> tuple[str, str, str | None]:
-        """``source AS alias`` for one FROM/JOIN item; registers the alias; returns the team condition."""
+    def _team_condition(self, alias: str, table: TableDef, *, padded: bool) -> str:
+        column = f"{quote_identifier(alias)}.{table.team_column}"
+        team = int(self.ctx.team_id)
+        condition = f"({column} IN (0, {team}))" if padded else f"({column} = {team})"
+        if table.row_condition:
+            condition = f"({condition} AND {table.row_condition.format(t=quote_identifier(alias))})"
+        return condition
+
+    def _join_source(self, join: ast.JoinExpr, scope: _Scope) -> tuple[str, str, TableDef | None]:
+        """``source AS alias`` for one FROM/JOIN item, its alias, and its table (None: subquery or CTE)."""
         if isinstance(join.table, ast.TableRef):
             name = join.table.name
             if self._cte_visible(name):
@@ -598,10 +622,7 @@ class ClickHousePrinter:
                 if not table.sampling:
                     raise QueryError(f"Table '{name}' does not support SAMPLE")
                 source += " " + self._sample(join.sample)
-            condition = f"({quoted}.{table.team_column} = {int(self.ctx.team_id)})"
-            if table.row_condition:
-                condition = f"({condition} AND {table.row_condition.format(t=quoted)})"
-            return source, alias, condition
+            return source, alias, table
         if isinstance(join.table, ast.Select | ast.SelectUnion):
             alias = join.alias or self.ctx.fresh_alias("subquery")
             if join.sample is not None:
