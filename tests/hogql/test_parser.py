@@ -108,14 +108,14 @@ def test_check_shape_rejects_long_text() -> None:
 
 
 def test_check_shape_rejects_deep_brackets() -> None:
-    """Brackets nested deeper than 48 are refused at the first bracket too many, with its position."""
-    assert MAX_BRACKET_DEPTH == 48
-    check_shape("select " + "(" * 48 + "1" + ")" * 48)
-    check_shape("select " + "[(" * 24 + "1" + ")]" * 24)
-    with pytest.raises(HogQLSyntaxError, match="nested more than 48 deep") as raised:
+    """Brackets nested deeper than 32 are refused at the first bracket too many, with its position."""
+    assert MAX_BRACKET_DEPTH == 32
+    check_shape("select " + "(" * 32 + "1" + ")" * 32)
+    check_shape("select " + "[(" * 16 + "1" + ")]" * 16)
+    with pytest.raises(HogQLSyntaxError, match="nested more than 32 deep") as raised:
         check_shape("select " + "(" * 49 + "1" + ")" * 49)
-    assert (raised.value.line, raised.value.column) == (1, 8 + 48)
-    with pytest.raises(HogQLSyntaxError, match="nested more than 48 deep"):
+    assert (raised.value.line, raised.value.column) == (1, 8 + 32)
+    with pytest.raises(HogQLSyntaxError, match="nested more than 32 deep"):
         check_shape("select " + "{[(" * 17)
 
 

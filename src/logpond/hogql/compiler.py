@@ -388,6 +388,10 @@ class Compiler:
     def _compare(self, node: dict[str, Any]) -> ast.Expr:
         op = str(node.get("op") or "")
         left, right = self.expr(node["left"]), self.expr(node["right"])
+        if op in ("==", "=", "!=") and ast.Constant(None) in (left, right):
+            # x IS NULL, x = NULL: SQL's "= NULL" is never true, HogQL means a null test
+            other = right if left == ast.Constant(None) else left
+            return ast.Call("isNull" if op != "!=" else "isNotNull", (other,))
         if op in _COMPARE:
             return ast.Compare(_COMPARE[op], left, right)  # type: ignore[arg-type]
         if op in ("=~", "!~"):

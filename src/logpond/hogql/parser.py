@@ -6,9 +6,11 @@
   that our users (and our tests) also import. ``import_hogql_parser`` supplies a stand-in for exactly the
   time of the import and leaves ``sys.modules`` as it found it, so the real SDK imports afterwards.
 - Its ANTLR grammar backtracks exponentially on some nesting: twenty-five nested parentheses take 45 s of
-  CPU, sixty ``NOT``s in a row 3 s, two hundred over 30 s. A server cannot run that in its own process, so ``ParserPool`` parses in
-  worker processes and kills a worker that takes longer than the parse timeout. Cheap checks on length and
-  bracket depth reject the worst inputs before they reach a worker.
+  CPU, sixty ``NOT``s in a row 3 s, two hundred over 30 s — and it holds the GIL throughout. Its prediction
+  cache, shared by every parse of a process, also makes each deeper nesting of a shape seen before slower
+  than in a fresh process. So ``ParserPool`` parses in worker processes, kills a worker that takes longer
+  than the parse timeout, and replaces one that needed long or has parsed many queries. Cheap checks on
+  length and bracket depth reject the worst inputs before they reach a worker.
 
 The ``parse_*_json`` functions return PostHog's AST as JSON; a syntax error comes back as
 ``{"error": true, "message", "start", "end"}``, which becomes ``HogQLSyntaxError`` with line and column.
@@ -35,7 +37,7 @@ _STAND_IN_MODULES = ("posthog", "posthog.hogql", "posthog.hogql.errors")
 _UNSUPPORTED_CLAUSES = {"Unsupported: SelectStmt.settingsClause()": "SETTINGS"}
 
 MAX_QUERY_CHARS = 64 * 1024
-MAX_BRACKET_DEPTH = 48
+MAX_BRACKET_DEPTH = 32
 
 
 def _stand_in_errors() -> types.ModuleType:
@@ -179,6 +181,7 @@ class _Worker:
         self.process.start()
         child.close()
         self.ready = False
+        self.parses = 0
 
     def wait_ready(self, timeout: float) -> None:
         if not self.ready:
@@ -199,9 +202,18 @@ class ParserPool:
     ``processes=0`` parses in the calling process, without the timeout (for the CLI and tests).
     """
 
-    def __init__(self, processes: int = 1, timeout: float = 2.0, cache_size: int = 1024) -> None:
+    def __init__(
+        self,
+        processes: int = 1,
+        timeout: float = 2.0,
+        cache_size: int = 1024,
+        recycle_seconds: float = 0.25,
+        recycle_parses: int = 500,
+    ) -> None:
         self.processes = processes
         self.timeout = timeout
+        self.recycle_seconds = recycle_seconds
+        self.recycle_parses = recycle_parses
         self._idle: list[_Worker] = []
         self._started = 0
         self._cond = threading.Condition()
@@ -248,9 +260,7 @@ class ParserPool:
             worker.wait_ready(30)
             return worker
         except BaseException:
-            with self._cond:
-                self._started -= 1
-                self._cond.notify()
+            self._give_back(None)
             raise
 
     def _give_back(self, worker: _Worker | None) -> None:
@@ -261,33 +271,57 @@ class ParserPool:
                 self._idle.append(worker)
             self._cond.notify()
 
+    def _replace(self, worker: _Worker) -> None:
+        """Retire ``worker`` and start its successor in the background."""
+        worker.kill()
+        self._give_back(None)
+        threading.Thread(target=self.warm_up, name="hogql-parser-respawn", daemon=True).start()
+
     def _parse_in_worker(self, kind: str, text: str) -> str:
         worker = self._take()
+        started = time.monotonic()
         try:
             worker.conn.send((kind, text))
             if not worker.conn.poll(self.timeout):
-                worker.kill()
-                worker = None  # type: ignore[assignment]
+                self._replace(worker)
                 raise HogQLSyntaxError(
                     f"The query took longer than {self.timeout:g} s to parse. Deeply nested expressions are slow "
                     "to parse: flatten them, e.g. with intermediate aliases."
                 )
             status, payload = worker.conn.recv()
-        except (EOFError, OSError, BrokenPipeError) as exc:
-            if worker is not None:
-                worker.kill()
-                worker = None  # type: ignore[assignment]
+        except (EOFError, OSError) as exc:
+            self._replace(worker)
             raise HogQLSyntaxError("The HogQL parser failed on this query") from exc
-        finally:
+        worker.parses += 1
+        if time.monotonic() - started > self.recycle_seconds or worker.parses >= self.recycle_parses:
+            # the grammar's shared prediction cache makes later deeply nested queries ever slower to
+            # parse: a worker that needed long, or parsed many queries, is replaced by a fresh one
+            self._replace(worker)
+        else:
             self._give_back(worker)
         if status != "ok":
             raise HogQLSyntaxError(payload or "Syntax error", text=text)
         return payload  # type: ignore[no-any-return]
 
     def warm_up(self) -> None:
-        """Start one worker now rather than on the first query."""
-        if self.processes > 0:
-            self._give_back(self._take())
+        """Start a worker now, if the pool has room for one, rather than on the next query."""
+        with self._cond:
+            if self.processes <= 0 or self.closed or self._started >= self.processes:
+                return
+            self._started += 1
+        try:
+            worker = _Worker()
+            worker.wait_ready(30)
+        except BaseException:
+            self._give_back(None)
+            raise
+        with self._cond:
+            closed = self.closed
+        if closed:
+            worker.kill()
+            self._give_back(None)
+        else:
+            self._give_back(worker)
 
     def close(self) -> None:
         with self._cond:
