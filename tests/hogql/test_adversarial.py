@@ -2,12 +2,14 @@
 
 B (the intruder) holds logs, events, persons and distinct ids that carry ``SECRET`` and look like A's rows
 (same bodies, person ids and distinct ids), so a join or filter that lost its ``team_id`` condition would
-match them. Every attempt must end as a 4xx in PostHog's error envelope or a 200 whose response text holds
-no ``SECRET`` and whose results hold no intruder row; where the answer is known, it is checked exactly.
+match them; as after background merges, both projects' rows share parts and granules. Every attempt must end
+as a 4xx in PostHog's error envelope or a 200 whose response text holds no ``SECRET`` and whose results hold
+no intruder row; where the answer is known, it is checked exactly.
 
 Besides the API, some tests run the printed SQL with its ``additional_table_filters`` backstop taken out,
 to check the printer's claim that it enforces the team twice, independently. The module's app parses in a
 worker process (``hogql_parse_processes=1``), so the nesting tests exercise the parse timeout for real.
+Tests marked xfail(strict) document holes found here; they fail loudly once a hole is closed.
 """
 
 from __future__ import annotations
@@ -106,6 +108,7 @@ def _seed(store: ChDBStore, a: int, b: int) -> None:
     )
     db = store.database
     alice = _sql_string(json.dumps({"email": "alice@a.example"}))
+    gone_alive = _sql_string(json.dumps({"email": GONE_MARK, "plan": "free"}))
     gone = _sql_string(json.dumps({"email": GONE_MARK}))
     secret = _sql_string(json.dumps({"k": SECRET, "email": SECRET}))
     at = "'2026-03-01 11:00:00'"
@@ -117,16 +120,20 @@ def _seed(store: ChDBStore, a: int, b: int) -> None:
         f"(generateUUIDv4(), {b}, {_sql_string(SECRET)}, 'alice', {secret}, {at}, {at}, '', '{PERSON}', {secret}, "
         f"{at}, 'full')"
     )
+    persons = f"INSERT INTO {db}.persons (id, team_id, created_at, properties, is_identified, is_deleted, version)"
     store.command(
-        f"INSERT INTO {db}.persons (id, team_id, created_at, properties, is_identified, is_deleted, version) VALUES "
-        f"('{PERSON}', {a}, {at}, {alice}, 1, 0, 1), ('{GONE}', {a}, {at}, {gone}, 1, 1, 2), "
+        f"{persons} VALUES ('{PERSON}', {a}, {at}, {alice}, 1, 0, 1), ('{GONE}', {a}, {at}, {gone_alive}, 1, 0, 1), "
         f"('{PERSON}', {b}, {at}, {secret}, 1, 0, 1)"
     )
+    store.command(f"{persons} VALUES ('{GONE}', {a}, {at}, {gone}, 1, 1, 2)")  # A deletes the person
+    distinct_ids = f"INSERT INTO {db}.person_distinct_ids (team_id, distinct_id, person_id, is_deleted, version)"
     store.command(
-        f"INSERT INTO {db}.person_distinct_ids (team_id, distinct_id, person_id, is_deleted, version) VALUES "
-        f"({a}, 'alice', '{PERSON}', 0, 1), ({a}, {_sql_string(GONE_MARK)}, '{GONE}', 1, 2), "
+        f"{distinct_ids} VALUES ({a}, 'alice', '{PERSON}', 0, 1), ({a}, {_sql_string(GONE_MARK)}, '{GONE}', 0, 1), "
         f"({b}, 'alice', '{PERSON}', 0, 1), ({b}, {_sql_string(SECRET)}, '{PERSON}', 0, 1)"
     )
+    store.command(f"{distinct_ids} VALUES ({a}, {_sql_string(GONE_MARK)}, '{GONE}', 1, 2)")
+    # background merges put every project's logs into shared parts and granules; do it now
+    store.command(f"OPTIMIZE TABLE {db}.logs FINAL")
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
@@ -148,15 +155,13 @@ async def arena(chdb_path: Path, tmp_path_factory: pytest.TempPathFactory) -> As
 # --- asking and judging -------------------------------------------------------------------------------------
 
 
-async def ask(
-    arena: Arena, text: str, values: dict[str, Any] | None = None, key: str | None = None, **body: Any
-) -> httpx.Response:
+async def ask(arena: Arena, text: str, values: dict[str, Any] | None = None, **body: Any) -> httpx.Response:
     """POST ``text`` (with its stand-ins filled in) to project A's query endpoint."""
     query: dict[str, Any] = {"kind": "HogQLQuery", "query": arena.fill(text)}
     if values is not None:
         query["values"] = arena.fill(values)
     return await arena.env.client.post(
-        f"/api/projects/{arena.a}/query/", json={"query": query, **body}, headers=arena.env.auth(key)
+        f"/api/projects/{arena.a}/query/", json={"query": query, **body}, headers=arena.env.auth()
     )
 
 
@@ -575,9 +580,9 @@ ATTEMPTS = [
     attempt("value-team-id", "SELECT count() FROM logs WHERE team_id = {x}", rows([0]), values={"x": TEAM_B}),
     attempt(
         "value-team-list",
-        "SELECT count() FROM logs WHERE team_id IN {x} OR 1 = 1",
-        rows([3]),
-        values={"x": [TEAM_B, "@A@' OR '1"]},
+        "SELECT count() FROM logs WHERE team_id IN {x}",
+        rows([0]),
+        values={"x": [TEAM_B, 0]},
     ),
     attempt(
         "value-object",
@@ -636,7 +641,7 @@ INDEPENDENT = [
         id="join-then-right-join",
     ),
     pytest.param("SELECT a.body, b.body FROM logs AS a CROSS JOIN logs AS b", id="cross-join"),
-    pytest.param("SELECT body FROM logs AS a FULL JOIN logs AS b USING (body)", id="full-join-using"),
+    pytest.param("SELECT a.body, b.body FROM logs AS a FULL JOIN logs AS b USING (body)", id="full-join-using"),
     pytest.param(
         "SELECT e.event, p.properties FROM events AS e FULL JOIN persons AS p ON e.person_id = p.id",
         id="events-full-join-persons",
@@ -655,7 +660,6 @@ INDEPENDENT = [
         "SELECT a.body, b.body FROM logs AS a JOIN logs AS b "
         "ON a.body = b.body AND isNotNull(accurateCastOrNull(tuple(@A@), 'Tuple(team_id Int32)') AS b)",
         id="expression-alias-shadows-joined-table",
-        marks=SHADOWED,
     ),
     pytest.param(
         "SELECT properties FROM persons AS p "
@@ -706,6 +710,15 @@ DELETED_PERSON_QUERIES = [
         id="distinct-ids-full-join-persons",
     ),
     pytest.param(
+        "SELECT properties.email FROM persons PREWHERE properties.plan = 'free'",
+        id="prewhere-before-final",
+        marks=pytest.mark.xfail(
+            strict=True,
+            reason="hole: the user's PREWHERE runs before FINAL picks each person's latest version, so a filter "
+            "that drops the deleting version brings the version before it back",
+        ),
+    ),
+    pytest.param(
         "SELECT properties.email FROM persons AS p "
         "WHERE isNotNull(accurateCastOrNull(tuple(@A@, 0), 'Tuple(team_id Int32, is_deleted UInt8)') AS p)",
         id="expression-alias-shadows-persons",
@@ -739,65 +752,97 @@ async def test_deleted_persons_stay_hidden(arena: Arena, text: str) -> None:
 
 # --- oracles: intruder rows never reach an expression that could fail on them ------------------------------
 
+# Each expression is harmless on every row of A (their values are replaced by '1') and fails on any other row.
+NOT_A_LOG = "service_name NOT IN ('api', 'web')"
+ORACLE_HOLE = pytest.mark.xfail(
+    strict=True,
+    reason="hole: ClickHouse moves the user's WHERE (or takes the user's PREWHERE) into PREWHERE, which runs on "
+    "every row of the granules read, other projects' included, before the team conditions and "
+    "additional_table_filters; the error's name (400 cannot_parse_text vs 200) tells A about B's rows",
+)
+
 ORACLES = [
     pytest.param(
-        f"SELECT count() FROM logs WHERE service_name = '{INTRUDER_SERVICE}' AND toInt64(body) > 0", [[0]], id="where"
+        f"SELECT count() FROM logs WHERE toInt64(if({NOT_A_LOG}, body, '1')) > 0", [[3]], id="where", marks=ORACLE_HOLE
     ),
     pytest.param(
-        f"SELECT count() FROM logs PREWHERE service_name = '{INTRUDER_SERVICE}' AND toInt64(body) > 0",
-        [[0]],
+        f"SELECT count() FROM logs PREWHERE toInt64(if({NOT_A_LOG}, body, '1')) > 0",
+        [[3]],
         id="prewhere",
+        marks=ORACLE_HOLE,
     ),
     pytest.param(
-        f"SELECT count() FROM logs WHERE intDiv(1, if(service_name = '{INTRUDER_SERVICE}', 0, 1)) = 1",
+        f"SELECT count() FROM logs WHERE intDiv(1, if({NOT_A_LOG}, 0, 1)) = 1",
         [[3]],
         id="division-by-zero",
+        marks=ORACLE_HOLE,
     ),
     pytest.param(
-        f"SELECT count() FROM logs WHERE length(repeat(body, if(service_name = '{INTRUDER_SERVICE}', "
-        "1000000000000, 1))) > 0",
+        f"SELECT count() FROM logs WHERE length(repeat(body, if({NOT_A_LOG}, 1000000000000, 1))) > 0",
         [[3]],
         id="huge-string",
+        marks=ORACLE_HOLE,
     ),
     pytest.param(
-        "SELECT count() FROM logs WHERE attributes.k LIKE 'SECRET%' AND toUUID(body) IS NOT NULL",
-        [[0]],
-        id="attribute-then-uuid",
+        "SELECT count() FROM logs WHERE length(toString(toUUID(if(attributes.k IN ('v0', 'v1', 'v2'), "
+        "'00000000-0000-0000-0000-000000000000', attributes.k)))) = 36",
+        [[3]],
+        id="attribute-to-uuid",
+        marks=ORACLE_HOLE,
     ),
+    pytest.param(
+        f"SELECT count() FROM logs WHERE toInt64(if({NOT_A_LOG}, body, '1')) > 0 AND body LIKE 'alpha%'",
+        [[3]],
+        id="where-and",
+        marks=ORACLE_HOLE,
+    ),
+    pytest.param(f"SELECT sum(toInt64(if({NOT_A_LOG}, body, '1'))) FROM logs", [[3]], id="select-list"),
     pytest.param(
         "SELECT count() FROM logs AS a JOIN logs AS b "
-        f"ON a.body = b.body AND toInt64(if(b.service_name = '{INTRUDER_SERVICE}', b.body, '1')) > 0",
+        "ON a.body = b.body AND toInt64(if(b.service_name NOT IN ('api', 'web'), b.body, '1')) > 0",
         [[3]],
         id="join-on",
+        marks=ORACLE_HOLE,
     ),
     pytest.param(
-        "SELECT count() FROM logs AS a FULL JOIN logs AS b ON a.body = b.body AND "
-        f"toInt64(if(a.service_name = '{INTRUDER_SERVICE}' OR b.service_name = '{INTRUDER_SERVICE}', 'x', '1')) > 0",
+        f"SELECT (SELECT count() FROM logs WHERE toInt64(if({NOT_A_LOG}, body, '1')) > 0)",
         [[3]],
-        id="full-join-on",
-    ),
-    pytest.param(
-        f"SELECT (SELECT count() FROM logs WHERE service_name = '{INTRUDER_SERVICE}' AND toInt64(body) > 0)",
-        [[0]],
         id="scalar-subquery",
+        marks=ORACLE_HOLE,
     ),
     pytest.param(
-        f"SELECT count() FROM logs WHERE body IN (SELECT body FROM logs WHERE service_name = '{INTRUDER_SERVICE}' "
-        "AND toInt64(body) > 0)",
-        [[0]],
+        f"SELECT count() FROM logs WHERE body IN (SELECT body FROM logs WHERE toInt64(if({NOT_A_LOG}, body, '1')) > 0)",
+        [[3]],
         id="in-subquery",
+        marks=ORACLE_HOLE,
     ),
     pytest.param(
-        "SELECT count() FROM events WHERE event != 'pageview' AND toInt64(event) > 0", [[0]], id="events-where"
+        "SELECT count() FROM events WHERE toInt64(if(event = 'pageview', '1', event)) > 0",
+        [[1]],
+        id="events-where",
+        marks=ORACLE_HOLE,
     ),
     pytest.param(
-        "SELECT count() FROM persons WHERE properties.email != 'alice@a.example' AND toInt64(properties.email) > 0",
-        [[0]],
+        "SELECT count() FROM events PREWHERE toInt64(if(event = 'pageview', '1', event)) > 0",
+        [[1]],
+        id="events-prewhere",
+        marks=ORACLE_HOLE,
+    ),
+    pytest.param(
+        "SELECT count() FROM persons WHERE toInt64(if(properties.email LIKE '%@a.example', '1', properties)) > 0",
+        [[1]],
         id="persons-where",
     ),
     pytest.param(
-        "SELECT count() FROM person_distinct_ids WHERE distinct_id != 'alice' AND toInt64(distinct_id) > 0",
-        [[0]],
+        "SELECT count() FROM persons PREWHERE toInt64(if(properties.email LIKE '%@a.example', '1', properties)) > 0",
+        [[1]],
+        id="persons-prewhere",
+        marks=ORACLE_HOLE,
+    ),
+    pytest.param(
+        "SELECT count() FROM person_distinct_ids WHERE toInt64(if(distinct_id IN ('alice', 'gone@a.example'), '1', "
+        "distinct_id)) > 0",
+        [[1]],
         id="distinct-ids-where",
     ),
 ]
@@ -815,6 +860,21 @@ async def test_intruder_rows_never_reach_user_expressions(arena: Arena, text: st
     assert response.json()["results"] == expected
 
 
+@ORACLE_HOLE
+async def test_error_codes_cannot_spell_out_another_projects_values(arena: Arena) -> None:
+    """Guessing a prefix of B's body gets the same answer whether B holds such a body or not.
+
+    Otherwise a 400-or-200 per guess spells out any value of any project, one character at a time.
+    """
+    guess = "SELECT count() FROM logs WHERE toInt64(if({a} OR NOT startsWith(body, '{prefix}'), '1', 'x')) > 0"
+    answers = []
+    for prefix in ("SECRET-", "NOPE-"):
+        response = await ask(arena, guess.format(a="service_name IN ('api', 'web')", prefix=prefix))
+        assert_no_intruder(response)
+        answers.append((response.status_code, response.json().get("results")))
+    assert answers == [(200, [[3]]), (200, [[3]])]
+
+
 # --- error details are our own sentences --------------------------------------------------------------------
 
 FAILING_ON_OWN_VALUES = [
@@ -823,7 +883,7 @@ FAILING_ON_OWN_VALUES = [
     pytest.param("SELECT parseDateTimeBestEffort(body) FROM logs", "cannot_parse_datetime", id="parse-datetime"),
     pytest.param("SELECT toDate(body) FROM logs", "cannot_parse_date", id="to-date"),
     pytest.param("SELECT toInt64(attributes.k) FROM logs", "cannot_parse_text", id="attribute-to-int"),
-    pytest.param("SELECT toInt64(properties.email) FROM persons", "cannot_parse_text", id="person-property-to-int"),
+    pytest.param("SELECT toUUID(properties) FROM persons", "cannot_parse_uuid", id="person-properties-to-uuid"),
     pytest.param("SELECT toInt64(event) FROM events", "cannot_parse_text", id="event-to-int"),
     pytest.param("SELECT body + 1 FROM logs", "illegal_type_of_argument", id="string-plus-int"),
     pytest.param("SELECT intDiv(1, 0)", "illegal_division", id="division-by-zero"),
@@ -1032,6 +1092,6 @@ async def test_store_is_intact_after_every_attempt(arena: Arena) -> None:
         f"(SELECT count() FROM {db}.logs WHERE team_id = {arena.b}), (SELECT count() FROM {db}.events), "
         f"(SELECT count() FROM {db}.persons), (SELECT count() FROM {db}.person_distinct_ids)"
     ).rows
-    assert counts == [[3, 2, 2, 3, 4]]
+    assert counts == [[3, 2, 2, 4, 5]]
     response = await ask(arena, "SELECT count() FROM logs")
     assert response.json()["results"] == [[3]]

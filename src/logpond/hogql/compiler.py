@@ -242,7 +242,8 @@ class Compiler:
         if node.get("column_aliases"):
             raise self.error("Column aliases on a table are not supported", node)
         if node.get("table_args"):
-            raise self.error(f"Table functions are not supported: {'.'.join(map(str, table_node.get('chain') or []))}", node)
+            name = ".".join(map(str, table_node.get("chain") or []))
+            raise self.error(f"Table functions are not supported: {name}", node)
         return ast.JoinExpr(
             table=table,
             alias=node.get("alias"),
