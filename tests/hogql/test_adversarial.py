@@ -712,11 +712,6 @@ DELETED_PERSON_QUERIES = [
     pytest.param(
         "SELECT properties.email FROM persons PREWHERE properties.plan = 'free'",
         id="prewhere-before-final",
-        marks=pytest.mark.xfail(
-            strict=True,
-            reason="hole: the user's PREWHERE runs before FINAL picks each person's latest version, so a filter "
-            "that drops the deleting version brings the version before it back",
-        ),
     ),
     pytest.param(
         "SELECT properties.email FROM persons AS p "
@@ -754,47 +749,33 @@ async def test_deleted_persons_stay_hidden(arena: Arena, text: str) -> None:
 
 # Each expression is harmless on every row of A (their values are replaced by '1') and fails on any other row.
 NOT_A_LOG = "service_name NOT IN ('api', 'web')"
-ORACLE_HOLE = pytest.mark.xfail(
-    strict=True,
-    reason="hole: ClickHouse moves the user's WHERE (or takes the user's PREWHERE) into PREWHERE, which runs on "
-    "every row of the granules read, other projects' included, before the team conditions and "
-    "additional_table_filters; the error's name (400 cannot_parse_text vs 200) tells A about B's rows",
-)
-
 ORACLES = [
-    pytest.param(
-        f"SELECT count() FROM logs WHERE toInt64(if({NOT_A_LOG}, body, '1')) > 0", [[3]], id="where", marks=ORACLE_HOLE
-    ),
+    pytest.param(f"SELECT count() FROM logs WHERE toInt64(if({NOT_A_LOG}, body, '1')) > 0", [[3]], id="where"),
     pytest.param(
         f"SELECT count() FROM logs PREWHERE toInt64(if({NOT_A_LOG}, body, '1')) > 0",
         [[3]],
         id="prewhere",
-        marks=ORACLE_HOLE,
     ),
     pytest.param(
         f"SELECT count() FROM logs WHERE intDiv(1, if({NOT_A_LOG}, 0, 1)) = 1",
         [[3]],
         id="division-by-zero",
-        marks=ORACLE_HOLE,
     ),
     pytest.param(
         f"SELECT count() FROM logs WHERE length(repeat(body, if({NOT_A_LOG}, 1000000000000, 1))) > 0",
         [[3]],
         id="huge-string",
-        marks=ORACLE_HOLE,
     ),
     pytest.param(
         "SELECT count() FROM logs WHERE length(toString(toUUID(if(attributes.k IN ('v0', 'v1', 'v2'), "
         "'00000000-0000-0000-0000-000000000000', attributes.k)))) = 36",
         [[3]],
         id="attribute-to-uuid",
-        marks=ORACLE_HOLE,
     ),
     pytest.param(
         f"SELECT count() FROM logs WHERE toInt64(if({NOT_A_LOG}, body, '1')) > 0 AND body LIKE 'alpha%'",
         [[3]],
         id="where-and",
-        marks=ORACLE_HOLE,
     ),
     pytest.param(f"SELECT sum(toInt64(if({NOT_A_LOG}, body, '1'))) FROM logs", [[3]], id="select-list"),
     pytest.param(
@@ -802,31 +783,26 @@ ORACLES = [
         "ON a.body = b.body AND toInt64(if(b.service_name NOT IN ('api', 'web'), b.body, '1')) > 0",
         [[3]],
         id="join-on",
-        marks=ORACLE_HOLE,
     ),
     pytest.param(
         f"SELECT (SELECT count() FROM logs WHERE toInt64(if({NOT_A_LOG}, body, '1')) > 0)",
         [[3]],
         id="scalar-subquery",
-        marks=ORACLE_HOLE,
     ),
     pytest.param(
         f"SELECT count() FROM logs WHERE body IN (SELECT body FROM logs WHERE toInt64(if({NOT_A_LOG}, body, '1')) > 0)",
         [[3]],
         id="in-subquery",
-        marks=ORACLE_HOLE,
     ),
     pytest.param(
         "SELECT count() FROM events WHERE toInt64(if(event = 'pageview', '1', event)) > 0",
         [[1]],
         id="events-where",
-        marks=ORACLE_HOLE,
     ),
     pytest.param(
         "SELECT count() FROM events PREWHERE toInt64(if(event = 'pageview', '1', event)) > 0",
         [[1]],
         id="events-prewhere",
-        marks=ORACLE_HOLE,
     ),
     pytest.param(
         "SELECT count() FROM persons WHERE toInt64(if(properties.email LIKE '%@a.example', '1', properties)) > 0",
@@ -837,7 +813,6 @@ ORACLES = [
         "SELECT count() FROM persons PREWHERE toInt64(if(properties.email LIKE '%@a.example', '1', properties)) > 0",
         [[1]],
         id="persons-prewhere",
-        marks=ORACLE_HOLE,
     ),
     pytest.param(
         "SELECT count() FROM person_distinct_ids WHERE toInt64(if(distinct_id IN ('alice', 'gone@a.example'), '1', "
@@ -860,7 +835,6 @@ async def test_intruder_rows_never_reach_user_expressions(arena: Arena, text: st
     assert response.json()["results"] == expected
 
 
-@ORACLE_HOLE
 async def test_error_codes_cannot_spell_out_another_projects_values(arena: Arena) -> None:
     """Guessing a prefix of B's body gets the same answer whether B holds such a body or not.
 

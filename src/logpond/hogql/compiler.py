@@ -180,8 +180,11 @@ class Compiler:
             return ast.Select(
                 select=select,
                 from_=self._join(node["select_from"]) if node.get("select_from") else None,
-                where=self.expr(node["where"]) if node.get("where") else None,
-                prewhere=self.expr(node["prewhere"]) if node.get("prewhere") else None,
+                # a user PREWHERE would run before the team filter (and before FINAL): it joins the WHERE
+                where=ast.and_(
+                    self.expr(node["prewhere"]) if node.get("prewhere") else None,
+                    self.expr(node["where"]) if node.get("where") else None,
+                ),
                 group_by=tuple(self.expr(e) for e in node.get("group_by") or []),
                 having=self.expr(node["having"]) if node.get("having") else None,
                 order_by=tuple(self._order(o) for o in node.get("order_by") or []),

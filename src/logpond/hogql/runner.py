@@ -35,6 +35,16 @@ OFFSET_WITH_PERSONAL_KEY = (
 )
 
 
+# ClickHouse would move user conditions into PREWHERE, which runs over whole granules — other projects'
+# rows included — before any team filter; an error raised there (a failed cast) would tell the caller
+# about rows it cannot read. Without the move, user expressions only see rows that passed the team filter.
+HOGQL_SETTINGS = {
+    "optimize_move_to_prewhere": 0,
+    "output_format_json_quote_64bit_integers": 0,
+    "session_timezone": "UTC",
+}
+
+
 @dataclass(frozen=True)
 class HogQLLimits:
     default_limit: int = 100
@@ -126,7 +136,7 @@ class HogQLRunner:
                 database=self.database,
                 limits=query_limits,
                 tables=HOGQL_TABLES,
-                settings={"output_format_json_quote_64bit_integers": 0, "session_timezone": "UTC"},
+                settings=HOGQL_SETTINGS,
             )
             if columns_from is not None:
                 _, columns = print_query_with_columns(
