@@ -99,7 +99,7 @@ class Settings(BaseSettings):
         30.0, description="Seconds a HogQL query waits for a free slot of its project before the answer is 429."
     )
     hogql_parse_processes: int = Field(
-        1,
+        2,
         ge=0,
         description="Worker processes that parse HogQL, so a pathological query cannot stall the server. 0 parses "
         "in the server process, with no parse timeout.",

@@ -64,7 +64,7 @@ class Services:
         """The bounds of one HogQL query; personal API keys get PostHog's shorter time limit and no OFFSET."""
         s = self.settings
         return HogQLLimits(
-            default_limit=s.hogql_default_limit,
+            default_limit=min(s.hogql_default_limit, s.hogql_max_limit),
             max_limit=s.hogql_max_limit,
             max_execution_time=s.hogql_personal_key_max_execution_time if personal_key else s.hogql_max_execution_time,
             max_memory_usage=s.query_max_memory_bytes,

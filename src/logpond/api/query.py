@@ -92,6 +92,13 @@ _USER_ERRORS = {
     "INCORRECT_QUERY": "The query is not valid.",
     "TOO_MANY_ROWS_OR_BYTES": "The query returned more rows than allowed; add a LIMIT or aggregate.",
     "QUERY_WAS_CANCELLED": "The query was cancelled.",
+    "UNKNOWN_AGGREGATE_FUNCTION": "An aggregate function name is not known.",
+    "INCORRECT_RESULT_OF_SCALAR_SUBQUERY": "A scalar subquery returned more than one row; add LIMIT 1 or aggregate.",
+    "TOO_LARGE_STRING_SIZE": "A string would be too large.",
+    "TOO_LARGE_ARRAY_SIZE": "An array would be too large.",
+    "UNKNOWN_TYPE": "A type name is not known.",
+    "CANNOT_READ_ARRAY_FROM_TEXT": "A string could not be read as an array.",
+    "CANNOT_PARSE_QUOTED_STRING": "A string could not be read.",
 }
 _OVER_LIMIT = {
     "TIMEOUT_EXCEEDED": "The query hit the maximum execution time of {seconds:g} seconds. Narrow the time range, "

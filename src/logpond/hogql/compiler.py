@@ -321,7 +321,10 @@ class Compiler:
             raise self.error("Invalid alias", node)
         if node.get("hidden"):
             raise self.error("Hidden aliases are not supported", node)
-        return ast.Alias(self.expr(node["expr"]), alias)
+        expr = self.expr(node["expr"])
+        if isinstance(expr, ast.Alias):
+            raise self.error(f"An expression has one alias; '{expr.alias}' is already one", node)
+        return ast.Alias(expr, alias)
 
     def _call(self, node: dict[str, Any]) -> ast.Expr:
         name = str(node.get("name") or "")

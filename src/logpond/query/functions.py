@@ -320,7 +320,6 @@ _SCALARS = _table(
         "arraySort": (1, None),
         "arrayReverseSort": (1, None),
         "arrayCumSum": (1, None),
-        "arrayReduce": (2, None),
         "emptyArrayString": (0, 0),
         "notEmptyArray": (1, 1),
         "splitByNonAlpha": (1, 1),
@@ -477,6 +476,9 @@ _ANY_CASE = (
     "dense_rank",
     "first_value",
     "last_value",
+    "not",
+    "and",
+    "or",
 )
 _BY_LOWER_NAME = {name.lower(): name for name in _ANY_CASE}
 

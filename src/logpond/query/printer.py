@@ -114,9 +114,14 @@ class PrintContext:
     defining: set[str] = field(default_factory=set)  # aliases whose own expression is being printed
     columns: list[str] = field(default_factory=list)  # output names of the top-level SELECT
 
+    reserved: set[str] = field(default_factory=set)  # every alias and table name the query itself uses
+
     def fresh_alias(self, base: str) -> str:
-        self.alias_counter += 1
-        return f"{base}_{self.alias_counter}" if self.alias_counter > 1 else base
+        while True:
+            self.alias_counter += 1
+            alias = f"{base}_{self.alias_counter}" if self.alias_counter > 1 else base
+            if alias not in self.reserved:
+                return alias
 
 
 class ClickHousePrinter:
@@ -146,11 +151,42 @@ class ClickHousePrinter:
 
     # --- entry point -----------------------------------------------------------------------------
     def print_query(self, node: ast.Select | ast.SelectUnion) -> str:
+        self._reserve_table_aliases(node)
         sql = self.statement(node, top_level=True)
         settings = self.settings()
         if settings:
             sql += " SETTINGS " + ", ".join(f"{k} = {v}" for k, v in settings.items())
         return sql
+
+    def _reserve_table_aliases(self, node: Any) -> None:
+        """Refuse an expression alias that names a table anywhere in the query.
+
+        ClickHouse lets an expression alias shadow a table alias, so ``tuple(…) AS t`` would turn the printed
+        ``t.team_id = <team>`` into a test of the tuple. Table aliases the printer invents avoid every name
+        the query uses.
+        """
+        expression_aliases: set[str] = set()
+        table_names: set[str] = set()
+        stack = [node]
+        while stack:
+            item = stack.pop()
+            if isinstance(item, ast.Alias):
+                expression_aliases.add(item.alias)
+            elif isinstance(item, ast.JoinExpr):
+                if item.alias:
+                    table_names.add(item.alias)
+                if isinstance(item.table, ast.TableRef):
+                    table_names.add(item.table.name)
+            if isinstance(item, tuple | list):
+                stack.extend(item)
+            elif isinstance(item, dict):
+                stack.extend(item.values())
+            elif hasattr(item, "__dataclass_fields__"):
+                stack.extend(getattr(item, name) for name in item.__dataclass_fields__)
+        clash = sorted(expression_aliases & table_names)
+        if clash:
+            raise QueryError(f"Alias '{clash[0]}' is also the name of a table in the query; choose another alias")
+        self.ctx.reserved = expression_aliases | table_names
 
     def settings(self) -> dict[str, str]:
         settings: dict[str, str] = {}

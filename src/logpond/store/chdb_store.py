@@ -34,7 +34,8 @@ _controls: dict[str, _Lane] = {}  # path -> the session that sends KILL QUERY
 _TAG_PREFIX = "/* logpond-query:"
 _TAG_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
-_ERROR_RE = re.compile(r"Code: (\d+)\..*?\(([A-Z_]+)\)", re.S)
+_ERROR_CODE_RE = re.compile(r"Code: (\d+)\.")
+_ERROR_NAME_RE = re.compile(r"\(([A-Z][A-Z0-9_]{2,})\)")
 _IDENTIFIER_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -83,9 +84,11 @@ def _lanes_for(key: str, count: int) -> queue.SimpleQueue[_Lane]:
 
 def store_error_from(exc: Exception) -> StoreError:
     message = str(exc)
-    match = _ERROR_RE.search(message)
-    if match:
-        return StoreError(message, code=match.group(2), number=int(match.group(1)))
+    number = _ERROR_CODE_RE.search(message)
+    # the error's name closes the message; a name earlier on may quote the query ("(AS)")
+    names = _ERROR_NAME_RE.findall(message)
+    if number and names:
+        return StoreError(message, code=names[-1], number=int(number.group(1)))
     return StoreError(message)
 
 
