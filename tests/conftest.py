@@ -76,7 +76,15 @@ class Env:
 def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
     # decoding in-process keeps each test's app cheap to start; tests/api/test_decode_pool.py and the
     # end-to-end tests run the default worker-process decoding
-    values: dict[str, Any] = {"writer_flush_interval_ms": 20, "ingest_decode_processes": 0, **overrides}
+    # PostHog's per-project query rate limits are tested on their own (tests/api/test_query_api.py); suites
+    # that send hundreds of queries to one project within a minute run without them
+    values: dict[str, Any] = {
+        "writer_flush_interval_ms": 20,
+        "ingest_decode_processes": 0,
+        "hogql_rate_limit_per_minute": 0,
+        "hogql_rate_limit_per_hour": 0,
+        **overrides,
+    }
     return Settings(data_dir=tmp_path / "data", **values)
 
 

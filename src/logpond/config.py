@@ -98,6 +98,18 @@ class Settings(BaseSettings):
     hogql_queue_seconds: float = Field(
         30.0, description="Seconds a HogQL query waits for a free slot of its project before the answer is 429."
     )
+    hogql_rate_limit_per_minute: int = Field(
+        240,
+        ge=0,
+        description="HogQL queries a project may start per minute with personal API keys (PostHog's burst "
+        "limit); more answer 429 with Retry-After. 0 turns the limit off.",
+    )
+    hogql_rate_limit_per_hour: int = Field(
+        2400,
+        ge=0,
+        description="HogQL queries a project may start per hour with personal API keys (PostHog's "
+        "sustained limit). 0 turns the limit off.",
+    )
     hogql_parse_processes: int = Field(
         2,
         ge=0,

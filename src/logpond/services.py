@@ -16,7 +16,7 @@ from typing import Any
 
 from logpond.api.auth import TTLCache
 from logpond.config import Settings
-from logpond.hogql.jobs import QueryJobs
+from logpond.hogql.jobs import QueryJobs, RateLimiter
 from logpond.hogql.parser import ParserPool
 from logpond.hogql.runner import HogQLLimits, HogQLRunner
 from logpond.ingest.pipeline import exit_with_parent
@@ -45,6 +45,7 @@ class Services:
     hogql_parser: ParserPool | None = None
     hogql_runner: HogQLRunner | None = None
     query_jobs: QueryJobs | None = None
+    query_rate_limiter: RateLimiter | None = None
 
     def __post_init__(self) -> None:
         s = self.settings
@@ -58,6 +59,10 @@ class Services:
                 queue_seconds=s.hogql_queue_seconds,
                 ttl_seconds=s.hogql_async_result_seconds,
                 clock=self.clock,
+            )
+        if self.query_rate_limiter is None:
+            self.query_rate_limiter = RateLimiter(
+                [(s.hogql_rate_limit_per_minute, 60.0), (s.hogql_rate_limit_per_hour, 3600.0)]
             )
 
     def hogql_limits(self, *, personal_key: bool) -> HogQLLimits:

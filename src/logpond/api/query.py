@@ -24,7 +24,7 @@ from logpond.api.auth import ProjectAccess, project_access
 from logpond.api.logs import json_body, json_response
 from logpond.hogql.errors import HogQLError
 from logpond.hogql.filters import FiltersError
-from logpond.hogql.jobs import ConcurrencyLimitExceeded, QueryCancelled, QueryJob
+from logpond.hogql.jobs import ConcurrencyLimitExceeded, QueryCancelled, QueryJob, RateLimited
 from logpond.hogql.runner import Compiled, HogQLLimits, HogQLRequest
 from logpond.store.base import StoreError
 
@@ -245,7 +245,13 @@ async def create_query(project_id: str, request: Request) -> Response:
     access = await project_access(request, project_id, "query:read")
     services = request.app.state.services
     parsed = _parse_body(await json_body(request))
-    limits = services.hogql_limits(personal_key=access.principal.key is not None)
+    personal_key = access.principal.key is not None
+    if personal_key:
+        try:
+            services.query_rate_limiter.check(access.team_id)
+        except RateLimited as exc:
+            raise errors.throttled(str(exc), exc.retry_after) from None
+    limits = services.hogql_limits(personal_key=personal_key)
     job = QueryJob(
         id=parsed.query_id or uuid.uuid4().hex,
         tag=uuid.uuid4().hex,

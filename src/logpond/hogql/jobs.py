@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import math
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -142,3 +144,39 @@ class QueryJobs:
 
     def running(self) -> list[QueryJob]:
         return [job for job in self._jobs.values() if not job.complete]
+
+
+class RateLimiter:
+    """PostHog's query rate limits per project: at most ``limit`` requests in any ``window`` seconds.
+
+    Several windows apply together (a burst and a sustained rate). ``check`` records the request when every
+    window has room, else raises ``RateLimited`` with the seconds until the fullest window frees a place.
+    """
+
+    def __init__(self, windows: list[tuple[int, float]], clock: Callable[[], float] = time.monotonic) -> None:
+        self.windows = [(limit, window) for limit, window in windows if limit > 0]
+        self.clock = clock
+        self._seen: dict[int, deque[float]] = {}
+
+    def check(self, team_id: int) -> None:
+        if not self.windows:
+            return
+        now = self.clock()
+        longest = max(window for _, window in self.windows)
+        seen = self._seen.setdefault(team_id, deque())
+        while seen and now - seen[0] >= longest:
+            seen.popleft()
+        wait = 0.0
+        for limit, window in self.windows:
+            inside = [t for t in seen if now - t < window] if len(seen) >= limit else []
+            if len(inside) >= limit:
+                wait = max(wait, inside[len(inside) - limit] + window - now)
+        if wait > 0:
+            raise RateLimited(max(1, math.ceil(wait)))
+        seen.append(now)
+
+
+class RateLimited(Exception):
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"Request was throttled. Expected available in {retry_after} seconds.")
+        self.retry_after = retry_after
