@@ -8,6 +8,7 @@ PostHog URL work without redirects.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -79,6 +80,8 @@ def create_app(settings: Settings, *, services: Services | None = None, with_wri
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         services.start_decode_pool()
+        if settings.hogql_parse_warm_up and services.hogql_parser is not None:
+            threading.Thread(target=services.hogql_parser.warm_up, name="hogql-parser-start", daemon=True).start()
         if with_writer and services.writer is None:
             services.writer = DurableWriter(
                 services.store,

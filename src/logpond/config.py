@@ -116,6 +116,9 @@ class Settings(BaseSettings):
         description="Worker processes that parse HogQL, so a pathological query cannot stall the server. 0 parses "
         "in the server process, with no parse timeout.",
     )
+    hogql_parse_warm_up: bool = Field(
+        True, description="Start a HogQL parser process when the server starts, not on the first query."
+    )
     hogql_parse_timeout: float = Field(
         2.0, description="Seconds one HogQL parse may take before its worker is killed and the answer is 400."
     )

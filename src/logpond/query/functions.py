@@ -412,6 +412,8 @@ _RENAMED = {
     "toFloat": FunctionDef("toFloat64OrNull", 1, 1),
     "toIntOrNull": FunctionDef("toInt64OrNull", 1, 1),
     "toFloatOrNull": FunctionDef("toFloat64OrNull", 1, 1),
+    "toIntOrZero": FunctionDef("toInt64OrZero", 1, 1),
+    "toFloatOrZero": FunctionDef("toFloat64OrZero", 1, 1),
     "toDecimal": FunctionDef("toDecimal64OrNull", 2, 2),
     "toTimezone": FunctionDef("toTimeZone", 2, 2),
     "_caseWithExpression": FunctionDef("caseWithExpression", 4, None),

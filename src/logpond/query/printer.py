@@ -166,23 +166,25 @@ class ClickHousePrinter:
         the query uses.
         """
         expression_aliases: set[str] = set()
-        table_names: set[str] = set()
+        cte_names: set[str] = set()
+        table_refs: list[tuple[str | None, str]] = []  # (alias, table name)
         stack = [node]
         while stack:
             item = stack.pop()
             if isinstance(item, ast.Alias):
                 expression_aliases.add(item.alias)
-            elif isinstance(item, ast.JoinExpr):
-                if item.alias:
-                    table_names.add(item.alias)
-                if isinstance(item.table, ast.TableRef):
-                    table_names.add(item.table.name)
+            elif isinstance(item, ast.Select):
+                cte_names.update(item.ctes)
+            elif isinstance(item, ast.JoinExpr) and isinstance(item.table, ast.TableRef):
+                table_refs.append((item.alias, item.table.name))
             if isinstance(item, tuple | list):
                 stack.extend(item)
             elif isinstance(item, dict):
                 stack.extend(item.values())
             elif hasattr(item, "__dataclass_fields__"):
                 stack.extend(getattr(item, name) for name in item.__dataclass_fields__)
+        # only tables carry team conditions; a CTE or a subquery may share a name with an expression
+        table_names = {name for alias, table in table_refs if table not in cte_names for name in (alias, table) if name}
         clash = sorted(expression_aliases & table_names)
         if clash:
             raise QueryError(f"Alias '{clash[0]}' is also the name of a table in the query; choose another alias")
