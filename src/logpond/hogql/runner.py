@@ -212,7 +212,8 @@ class HogQLRunner:
             has_more = len(rows) > compiled.limit
             rows = rows[: compiled.limit]
         timings.append({"k": "./format", "t": round(time.perf_counter() - step, 6)})
-        timings.append({"k": ".", "t": round(time.perf_counter() - total, 6)})
+        compile_seconds = sum(t["t"] for t in compiled.timings)
+        timings.append({"k": ".", "t": round(compile_seconds + time.perf_counter() - total, 6)})
         columns = compiled.columns if len(compiled.columns) == len(result.types) else result.columns
         return {
             "results": rows,

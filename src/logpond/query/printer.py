@@ -708,10 +708,10 @@ def print_query(
     settings: dict[str, Any] | None = None,
 ) -> str:
     """ClickHouse SQL for ``node`` restricted to ``team_id`` and bounded by ``limits``."""
-    context = PrintContext(
-        team_id=team_id, database=database, limits=limits, tables=tables or TABLES, settings=settings or {}
+    sql, _ = print_query_with_columns(
+        node, team_id=team_id, database=database, limits=limits, tables=tables, settings=settings
     )
-    return ClickHousePrinter(context).print_query(node)
+    return sql
 
 
 def print_query_with_columns(
