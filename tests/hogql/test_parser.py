@@ -140,7 +140,7 @@ def test_pool_kills_a_pathological_parse_and_recovers() -> None:
         with pytest.raises(HogQLSyntaxError, match="longer than 1 s to parse"):
             pool.parse_select(PATHOLOGICAL)
         elapsed = time.monotonic() - started
-        assert 1.0 <= elapsed < 3.0
+        assert 1.0 <= elapsed < 5.0
         assert worker not in _parser_workers()
         assert pool.parse_select("select count() from logs where not not 1")["node"] == "SelectQuery"
         with pytest.raises(HogQLSyntaxError) as raised:
