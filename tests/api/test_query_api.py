@@ -46,16 +46,7 @@ async def run(
 
 @pytest.fixture
 async def world(env: Env) -> Env:
-    rows = [
-        log_row(
-            NOW - dt.timedelta(minutes=i),
-            body=f"request {i} timeout" if i % 3 == 0 else f"request {i} ok",
-            severity="error" if i % 3 == 0 else "info",
-            service="api" if i % 2 else "web",
-            attributes={"http.method": "GET" if i % 2 else "POST", "n": str(i)},
-        )
-        for i in range(30)
-    ]
+    rows = RECENT  # the 30 recent logs the shared apps below also hold
     intruder = [
         log_row(NOW - dt.timedelta(minutes=i), body="secret timeout", severity="error", service="api") for i in range(5)
     ]
