@@ -17,10 +17,11 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from logpond import __version__
-from logpond.api import exports, ingest_logs, logs, logs_explore, projects, query
+from logpond.api import capture, events, exports, ingest_logs, logs, logs_explore, projects, query
 from logpond.api.auth import TTLCache
 from logpond.api.errors import install_error_handlers
 from logpond.config import Settings
+from logpond.events.ingest import EventsInserter, decode_capture_record
 from logpond.ingest.pipeline import decode_wal_record
 from logpond.ingest.writer import DurableWriter
 from logpond.services import Services, utc_now
@@ -42,6 +43,7 @@ class PathNormaliser:
                 path = "/api/projects/" + path[len("/api/environments/") :]
             if path != scope["path"]:
                 scope = dict(scope)
+                scope["logpond_original_path"] = scope["path"]  # for absolute next/previous URLs
                 scope["path"] = path
                 scope["raw_path"] = path.encode()
         await self.app(scope, receive, send)
@@ -74,6 +76,25 @@ def build_services(
     )
 
 
+def events_writer(services: Services) -> DurableWriter:
+    """The writer of captured events: its own WAL, person processing in its insert step."""
+    settings = services.settings
+    return DurableWriter(
+        services.store,
+        settings.events_wal_dir,
+        lambda record: decode_capture_record(record, max_decompressed_bytes=settings.max_decompressed_bytes),
+        queue_max_rows=settings.events_writer_queue_max_rows,
+        batch_max_rows=settings.events_writer_batch_max_rows,
+        flush_interval=settings.writer_flush_interval_ms / 1000,
+        fsync=settings.wal_fsync,
+        segment_max_bytes=settings.wal_segment_max_bytes,
+        inserter=EventsInserter(
+            services.store, person_cache=settings.person_cache_size, recent_uuids=settings.capture_recent_uuids
+        ),
+        name="logpond-events-writer",
+    )
+
+
 def create_app(settings: Settings, *, services: Services | None = None, with_writer: bool = True) -> FastAPI:
     services = services or build_services(settings)
 
@@ -94,6 +115,9 @@ def create_app(settings: Settings, *, services: Services | None = None, with_wri
                 segment_max_bytes=settings.wal_segment_max_bytes,
             )
             services.writer.start()
+        if with_writer and services.events_writer is None:
+            services.events_writer = events_writer(services)
+            services.events_writer.start()
         try:
             yield
         finally:
@@ -103,16 +127,21 @@ def create_app(settings: Settings, *, services: Services | None = None, with_wri
             if services.writer is not None:
                 services.writer.stop()
                 services.writer = None
+            if services.events_writer is not None:
+                services.events_writer.stop()
+                services.events_writer = None
 
     app = FastAPI(title="logpond", version=__version__, lifespan=lifespan, redirect_slashes=False)
     app.state.services = services
     install_error_handlers(app)
     app.include_router(ingest_logs.router)
+    app.include_router(capture.router)
     app.include_router(logs.router)
     app.include_router(logs_explore.router)
     app.include_router(exports.router)
     app.include_router(projects.router)
     app.include_router(query.router)
+    app.include_router(events.router)
 
     @app.get("/_health", include_in_schema=False)
     async def health() -> dict[str, Any]:

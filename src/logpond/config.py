@@ -67,6 +67,30 @@ class Settings(BaseSettings):
         64 * 1024 * 1024, description="Size at which the write-ahead log starts a new segment file."
     )
 
+    # --- event capture -----------------------------------------------------------------------------
+    capture_max_batch_bytes: int = Field(
+        20 * 1024 * 1024, description="Largest accepted body of /batch/, compressed, in bytes (413 above)."
+    )
+    capture_max_event_bytes: int = Field(
+        2 * 1024 * 1024,
+        description="Largest accepted body of /capture/, /e/, /i/v0/e/ and /track/, compressed, in bytes (413 above).",
+    )
+    events_writer_queue_max_rows: int = Field(
+        1_000_000,
+        description="Events acknowledged but not yet inserted into the store; "
+        "above this, capture answers 503 with Retry-After.",
+    )
+    events_writer_batch_max_rows: int = Field(100_000, description="Most events coalesced into one store insert.")
+    person_cache_size: int = Field(
+        500_000,
+        description="Distinct ids (and as many persons) person processing keeps in memory; the rest is read "
+        "from the store when an event needs it.",
+    )
+    capture_recent_uuids: int = Field(
+        1_000_000,
+        description="Event uuids remembered after insertion, so an SDK's retry of a stored batch is not stored twice.",
+    )
+
     # --- queries -----------------------------------------------------------------------------------
     query_max_execution_time: float = Field(
         60.0, description="Seconds any store query may run (ClickHouse max_execution_time)."
@@ -149,6 +173,10 @@ class Settings(BaseSettings):
     @property
     def wal_dir(self) -> Path:
         return self.data_dir / "wal"
+
+    @property
+    def events_wal_dir(self) -> Path:
+        return self.data_dir / "wal-events"
 
     @property
     def exports_dir(self) -> Path:

@@ -37,6 +37,7 @@ class Services:
     meta: Any  # logpond.meta.MetaDB
     store: Store
     writer: DurableWriter | None = None
+    events_writer: DurableWriter | None = None  # capture: person processing and events, own WAL
     decode_pool: Executor | None = None  # worker processes for OTLP decoding, started in the app lifespan
     clock: Callable[[], dt.datetime] = utc_now
     auth_cache: TTLCache = field(default_factory=lambda: TTLCache(10.0))

@@ -436,14 +436,14 @@ def test_case_expressions(logs: ChDBStore) -> None:
 
 
 def test_casts(logs: ChDBStore) -> None:
-    """x::int, ::float, ::string, ::date and ::datetime convert the value."""
+    """x::int, ::float, ::string, ::date and ::datetime convert the value (a text time reads to the microsecond, as in PostHog)."""
     response = run(
         logs,
         "select attributes.http.status::int, severity_number::float, severity_number::string, timestamp::date, "
         "'2024-05-01 12:00:00'::datetime from logs where message = 'GET /users ok'",
     )
     assert response["results"] == [[200, 9.0, "9", "2024-05-01", "2024-05-01T12:00:00Z"]]
-    assert [t for _, t in response["types"]] == ["Int64", "Float64", "String", "Date", "DateTime"]
+    assert [t for _, t in response["types"]] == ["Int64", "Float64", "String", "Date", "Nullable(DateTime64(6, 'UTC'))"]
 
 
 def test_lambdas(logs: ChDBStore) -> None:

@@ -29,13 +29,22 @@ def _ts(value: dt.datetime | None) -> str | None:
 
 
 def absolute_url(request: Request, **params: Any) -> str:
-    services = request.app.state.services
-    base = services.settings.public_url
-    path = request.url.path
-    root = base.rstrip("/") if base else f"{request.url.scheme}://{request.url.netloc}"
+    """The request's URL with ``params`` replaced, absolute (``public_url`` when set)."""
     query = dict(request.query_params)
     query.update({k: str(v) for k, v in params.items()})
-    return f"{root}{path}?{urlencode(query)}"
+    return url_with(request, query)
+
+
+def url_with(request: Request, params: dict[str, str]) -> str:
+    """The request's URL with exactly ``params`` as its query string.
+
+    The path is the one the client sent (trailing slash, ``/environments/``), so connectors that check a
+    ``next`` URL against their own base URL accept it.
+    """
+    base = request.app.state.services.settings.public_url
+    root = base.rstrip("/") if base else f"{request.url.scheme}://{request.url.netloc}"
+    path = request.scope.get("logpond_original_path", request.url.path)
+    return f"{root}{path}?{urlencode(params)}"
 
 
 def paginate(request: Request, items: list[Any]) -> dict[str, Any]:

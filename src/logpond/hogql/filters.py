@@ -54,11 +54,17 @@ def filters_condition(doc: Any, *, now: dt.datetime, parse_expr: Callable[[str],
     if not isinstance(properties, list):
         raise FiltersError("Expected a list of property filters.", "filters__properties")
     for i, leaf in enumerate(properties):
-        parts.append(_property(leaf, f"filters__properties__{i}", parse_expr))
+        parts.append(property_condition(leaf, f"filters__properties__{i}", parse_expr))
     return ast.and_(*parts)
 
 
-def _property(leaf: Any, attr: str, parse_expr: Callable[[str], ast.Expr]) -> ast.Expr:
+def property_condition(leaf: Any, attr: str, parse_expr: Callable[[str], ast.Expr]) -> ast.Expr:
+    """The condition of one PostHog property filter, or of an ``{"type": "AND"|"OR", "values": [...]}`` group."""
+    if isinstance(leaf, dict) and leaf.get("type") in ("AND", "OR") and isinstance(leaf.get("values"), list):
+        parts = tuple(property_condition(v, f"{attr}__values__{i}", parse_expr) for i, v in enumerate(leaf["values"]))
+        if not parts:
+            return ast.Constant(True)
+        return ast.And(parts) if leaf["type"] == "AND" else ast.Or(parts)
     if not isinstance(leaf, dict) or not isinstance(leaf.get("key"), str):
         raise FiltersError("Expected a property filter with a key.", attr)
     kind = leaf.get("type", "event")
@@ -74,6 +80,8 @@ def _property(leaf: Any, attr: str, parse_expr: Callable[[str], ast.Expr]) -> as
         return _json_property(ast.Chain(("properties", leaf["key"])), leaf, attr)
     if kind == "person":
         return _json_property(ast.Chain(("person", "properties", leaf["key"])), leaf, attr)
+    if kind == "element":
+        return _element(leaf, attr)
     raise FiltersError(f"Unsupported property filter type {kind!r}.", f"{attr}__type")
 
 
@@ -105,3 +113,41 @@ def _json_property(target: ast.Expr, leaf: dict[str, Any], attr: str) -> ast.Exp
         op = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<="}[operator]
         return ast.Compare(op, ast.Call("toFloat64OrNull", (target,)), ast.Constant(number))  # type: ignore[arg-type]
     raise FiltersError(f"Unknown operator {operator!r}.", f"{attr}__operator")
+
+
+# An element filter reads the event's autocapture chain: ``a.nav:href="/x"nth-child="1"text="Go";div…``
+_ELEMENT_ATTRIBUTES = {"href": "href", "text": "text"}
+
+
+def _element(leaf: dict[str, Any], attr: str) -> ast.Expr:
+    key = leaf["key"]
+    operator = leaf.get("operator", "exact")
+    value = leaf.get("value")
+    values = [str(v) for v in (value if isinstance(value, list) else [value]) if v is not None]
+    chain = ast.Chain(("elements_chain",))
+    if key == "tag_name" and operator in ("exact", "is_not"):
+        tags = [t for t in values if t.replace("-", "").isalnum()]
+        if len(tags) != len(values):
+            raise FiltersError("A tag name has only letters, digits and dashes.", f"{attr}__value")
+        pattern = "(^|;)(" + "|".join(tags) + r")([.:;]|$)"
+        condition: ast.Expr = ast.Call("match", (chain, ast.Constant(pattern)))
+        return condition if operator == "exact" else ast.Not(condition)
+    if key in _ELEMENT_ATTRIBUTES and operator in ("exact", "is_not", "icontains", "not_icontains"):
+        name = _ELEMENT_ATTRIBUTES[key]
+        if operator in ("exact", "is_not"):
+            patterns = [f'%{name}="{escape_like(_chain_escape(v))}"%' for v in values]
+            like = ast.Or(tuple(ast.Compare("like", chain, ast.Constant(p)) for p in patterns))
+        else:
+            patterns = [f'%{name}="%{escape_like(_chain_escape(v))}%"%' for v in values]
+            like = ast.Or(tuple(ast.Compare("ilike", chain, ast.Constant(p)) for p in patterns))
+        return like if operator in ("exact", "icontains") else ast.Not(like)
+    raise FiltersError(
+        f"Element filters support tag_name (exact, is_not), href and text (exact, is_not, icontains, "
+        f"not_icontains); got {key!r} with {operator!r}.",
+        attr,
+    )
+
+
+def _chain_escape(value: str) -> str:
+    """A value as the chain stores it: quotes escaped with a backslash (backslashes are not escaped)."""
+    return value.replace('"', '\\"')

@@ -28,6 +28,7 @@ _SEGMENT_RE = re.compile(r"^wal-(\d{12})\.log$")
 # record kinds
 KIND_OTLP_LOGS = 1
 KIND_ARROW_LOGS = 2
+KIND_CAPTURE = 3  # a PostHog capture request as received (logpond.events.batch.wal_payload)
 
 
 @dataclass(frozen=True, order=True)

@@ -22,6 +22,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Protocol
 
 import pyarrow as pa
 
@@ -30,8 +31,17 @@ from logpond.store.base import Store
 
 log = logging.getLogger(__name__)
 
-# rebuilds the rows of a WAL record at replay: (kind, team_id, received_ns, payload) -> table
-Decoder = Callable[[Record], pa.Table]
+# rebuilds the rows of a WAL record at replay: (kind, team_id, received_ns, payload) -> rows
+Decoder = Callable[[Record], Any]
+# writes the rows of consecutive WAL records to the store, at most once per dedup token
+Inserter = Callable[[list[Any], str], None]
+
+
+class Rows(Protocol):
+    """What the writer queues: anything that knows its row count (an Arrow table, a batch of events)."""
+
+    @property
+    def num_rows(self) -> int: ...
 
 
 class Backpressure(Exception):
@@ -44,7 +54,7 @@ class Backpressure(Exception):
 
 @dataclass
 class _Item:
-    table: pa.Table
+    table: Rows
     start: Position
     end: Position
     received_ns: int
@@ -80,9 +90,13 @@ class DurableWriter:
         flush_interval: float = 0.2,
         fsync: bool = True,
         segment_max_bytes: int = 64 * 1024 * 1024,
+        inserter: Inserter | None = None,
+        name: str = "logpond-writer",
     ) -> None:
         self.store = store
         self.decoder = decoder
+        self.insert: Inserter = inserter or self._insert_logs
+        self.name = name
         self.queue_max_rows = queue_max_rows
         self.batch_max_rows = batch_max_rows
         self.flush_interval = flush_interval
@@ -102,7 +116,7 @@ class DurableWriter:
     def start(self) -> None:
         """Replay what the last run acknowledged but did not insert, then start the insert thread."""
         self._replay()
-        self._thread = threading.Thread(target=self._run, name="logpond-writer", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
@@ -118,7 +132,7 @@ class DurableWriter:
     def queued_rows(self) -> int:
         return self._queued_rows
 
-    def submit(self, kind: int, team_id: int, received_ns: int, payload: bytes, table: pa.Table) -> None:
+    def submit(self, kind: int, team_id: int, received_ns: int, payload: bytes, table: Rows) -> None:
         """Make ``table`` durable (WAL + fsync) and queue it for insertion; raise ``Backpressure`` if full."""
         rows = table.num_rows
         with self._lock:
@@ -227,7 +241,7 @@ class DurableWriter:
                 "inflight.json",
                 {"start": [start.segment, start.offset], "end": [end.segment, end.offset], "token": token},
             )
-            self.store.insert_logs(_one_chunk([item.table for item in batch]), dedup_token=token)
+            self.insert([item.table for item in batch], token)
             self.stats.inserted_rows += sum(item.table.num_rows for item in batch)
             self.stats.inserted_batches += 1
             self._write_state("checkpoint.json", {"position": [end.segment, end.offset]})
@@ -240,6 +254,9 @@ class DurableWriter:
             return False
         self.last_error = None
         return True
+
+    def _insert_logs(self, tables: list[Any], token: str) -> None:
+        self.store.insert_logs(_one_chunk(tables), dedup_token=token)
 
     # --- state files -----------------------------------------------------------------------------
     def _write_state(self, name: str, doc: dict[str, object]) -> None:
@@ -283,7 +300,7 @@ class DurableWriter:
                 records = [r for r in self.wal.read_from(start) if r.end <= end]
                 tables = [self.decoder(r) for r in records]
                 if tables:
-                    self.store.insert_logs(_one_chunk(tables), dedup_token=str(inflight["token"]))
+                    self.insert(tables, str(inflight["token"]))
                     self.stats.replayed_rows += sum(t.num_rows for t in tables)
                 position = end
                 self._write_state("checkpoint.json", {"position": [end.segment, end.offset]})

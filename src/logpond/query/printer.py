@@ -278,7 +278,7 @@ class ClickHousePrinter:
                 continue
             if head in scope.select_aliases and head not in self.ctx.defining:
                 return self._access(quote_identifier(head), parts[1:], None)
-            matches = [(alias, t) for alias, t in scope.tables.items() if t is not None and head in t.fields]
+            matches = [(alias, t) for alias, t in scope.tables.items() if t is not None and t.has_field(head)]
             if len(matches) > 1:
                 raise QueryError(
                     f"Field '{head}' is ambiguous: qualify it with one of {', '.join(a for a, _ in matches)}"
@@ -301,6 +301,15 @@ class ClickHousePrinter:
         if table is None:
             return self._access(f"{quote_identifier(alias)}.{quote_identifier(name)}", parts[1:], None)
         definition = table.fields.get(name)
+        if definition is None and name in table.nested:
+            # a virtual table on the row: ``person.properties.email`` reads the stamped person columns
+            if len(parts) < 2:
+                fields = ", ".join(f"{name}.{f}" for f in table.nested[name])
+                raise QueryError(f"'{name}' is not a column; select one of its fields: {fields}")
+            definition = table.nested[name].get(str(parts[1]))
+            if definition is None:
+                raise QueryError(f"Field '{parts[1]}' does not exist on '{name}' of table '{table.name}'")
+            parts = parts[1:]
         if definition is None:
             raise QueryError(f"Field '{name}' does not exist on table '{table.name}'")
         return self._access(definition.template.format(t=quote_identifier(alias)), parts[1:], definition.kind)
@@ -314,7 +323,7 @@ class ClickHousePrinter:
         if kind == "json":
             path = ", ".join(self.literal(p) for p in rest)
             # a JSON property reads as a string; JSON null and a missing key read as NULL
-            return f"replaceRegexpAll(nullIf(nullIf(JSONExtractRaw({sql}, {path}), ''), 'null'), '^\"|\"$', '')"
+            return f"{_JSON_STRING}({sql}, {path}), ''), 'null'), '^\"|\"$', '')"
         for part in rest:
             sql = f"{sql}[{self.literal(part)}]"
         return sql
@@ -363,6 +372,11 @@ class ClickHousePrinter:
         return definition.clickhouse
 
     def _call(self, node: ast.Call) -> str:
+        if node.name.lower() == "todatetime" and node.args and _is_text(node.args[0]) and node.params is None:
+            # PostHog reads a text time to the microsecond, in any ISO form (T, zone offsets): connectors
+            # page with ``timestamp > toDateTime('2026-01-01T10:00:00.123456+00:00')``
+            zone = node.args[1] if len(node.args) > 1 else ast.Constant("UTC")
+            node = ast.Call("parseDateTime64BestEffortOrNull", (node.args[0], ast.Constant(6), zone))
         target = self._function(node.name, len(node.args), None if node.params is None else len(node.params))
         args = ", ".join(self.visit(a) for a in node.args)
         if node.distinct:
@@ -429,7 +443,9 @@ class ClickHousePrinter:
             right_sql = "(" + ", ".join(self.literal(v) for v in right.value) + ")"
         else:
             right_sql = self.visit(right)
-        return f"({self.visit(node.left)} {op} {right_sql})"
+        left_sql = self.visit(node.left)
+        left_sql, right_sql = _typed_json_comparison(node, left_sql, right_sql)
+        return f"({left_sql} {op} {right_sql})"
 
     def _between(self, node: ast.Between) -> str:
         negation = "NOT " if node.negated else ""
@@ -696,6 +712,39 @@ class ClickHousePrinter:
         if isinstance(value, int | float):
             return repr(value)
         return quote_string(str(value))
+
+
+def _is_text(node: ast.Expr) -> bool:
+    return isinstance(node, ast.Constant) and isinstance(node.value, str)
+
+
+# the start of every JSON property read (``properties.$browser``): a Nullable(String)
+_JSON_STRING = "replaceRegexpAll(nullIf(nullIf(JSONExtractRaw"
+
+
+def _typed_json_comparison(node: ast.Compare, left: str, right: str) -> tuple[str, str]:
+    """Compare a JSON property with a number as a number, and with a boolean as JSON's true/false.
+
+    A property reads as text, so ``properties.price > 10`` would otherwise compare a string with a number
+    (a ClickHouse type error) and ``properties.paid = true`` would never match the text ``true``.
+    """
+    if left.startswith(_JSON_STRING) and isinstance(node.right, ast.Constant):
+        return _typed_property(left, right, node.right.value, node.op)
+    if right.startswith(_JSON_STRING) and isinstance(node.left, ast.Constant):
+        prop, other = _typed_property(right, left, node.left.value, node.op)
+        return other, prop
+    return left, right
+
+
+def _typed_property(prop: str, other: str, constant: Any, op: str) -> tuple[str, str]:
+    def numeric(value: Any) -> bool:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+
+    if isinstance(constant, bool):
+        return (prop, "'true'" if constant else "'false'") if op in ("=", "!=") else (prop, other)
+    if numeric(constant) or (isinstance(constant, list | tuple) and constant and all(numeric(v) for v in constant)):
+        return f"toFloat64OrNull({prop})", other
+    return prop, other
 
 
 def print_query(

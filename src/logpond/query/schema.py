@@ -7,7 +7,7 @@ query builders (e.g. raw id bytes for index-friendly filters) but are not listed
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from logpond.store.migrations import LOG_BYTES_EXPR
 
@@ -38,6 +38,11 @@ class TableDef:
     final: bool = False  # read with FINAL: a ReplacingMergeTree whose latest version per key is the row
     sampling: bool = False  # the table has a SAMPLE BY key
     row_condition: str | None = None  # a condition over ``{t}`` every read adds (e.g. not deleted)
+    # virtual tables on the row, e.g. events' ``person``: ``person.properties.email`` -> a stamped column
+    nested: dict[str, dict[str, FieldDef]] = field(default_factory=dict)
+
+    def has_field(self, name: str) -> bool:
+        return name in self.fields or name in self.nested
 
     def visible_fields(self) -> list[str]:
         return [name for name, f in self.fields.items() if not f.hidden]
@@ -156,6 +161,15 @@ EVENTS = TableDef(
         "person_mode": _col("person_mode", "LowCardinality(String)"),
     },
     sampling=True,
+    # PostHog's persons-on-events: the person as it was when the event was ingested, without a join
+    nested={
+        name: {
+            "id": _col("person_id", "UUID"),
+            "properties": FieldDef("{t}.person_properties", "String", json=True),
+            "created_at": _col("person_created_at", "DateTime64(3, 'UTC')"),
+        }
+        for name in ("person", "poe")
+    },
 )
 
 PERSONS = TableDef(
@@ -186,3 +200,30 @@ PERSON_DISTINCT_IDS = TableDef(
 )
 
 HOGQL_TABLES: dict[str, TableDef] = {t.name: t for t in (HOGQL_LOGS, EVENTS, PERSONS, PERSON_DISTINCT_IDS)}
+
+# Ingestion reads every version's newest row, deleted or not, to write the next version after it.
+RAW_PERSONS = TableDef(
+    name="raw_persons",
+    physical="persons",
+    fields={
+        **PERSONS.fields,
+        "is_identified": _col("is_identified", "UInt8"),
+        "is_deleted": _col("is_deleted", "UInt8"),
+        "version": _col("version", "Int64"),
+    },
+    final=True,
+)
+
+RAW_PERSON_DISTINCT_IDS = TableDef(
+    name="raw_person_distinct_ids",
+    physical="person_distinct_ids",
+    fields={
+        **PERSON_DISTINCT_IDS.fields,
+        "is_deleted": _col("is_deleted", "UInt8"),
+        "version": _col("version", "Int64"),
+    },
+    final=True,
+)
+
+# what logpond's own events and persons code reads (the events API, person processing)
+EVENT_TABLES: dict[str, TableDef] = {**HOGQL_TABLES, **{t.name: t for t in (RAW_PERSONS, RAW_PERSON_DISTINCT_IDS)}}

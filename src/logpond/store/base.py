@@ -60,6 +60,12 @@ class Store(Protocol):
     def insert_logs(self, table: pa.Table, *, dedup_token: str | None = None) -> None:
         """Insert a batch shaped like ``LOG_ARROW_SCHEMA``; a repeated ``dedup_token`` is a no-op."""
 
+    def insert_rows(self, table_name: str, table: pa.Table, *, dedup_token: str | None = None) -> None:
+        """Insert events, persons or distinct-id rows (``store.schema.ROW_TABLES``); idempotent per token."""
+
+    def reassign_events(self, team_id: int, moves: list[tuple[str, str]]) -> None:
+        """Move stored events from merged-away persons to the persons they merged into (eventually)."""
+
     def execute(self, sql: str) -> QueryResult:
         """Run one read query produced by the printer and return typed rows."""
 

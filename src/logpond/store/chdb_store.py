@@ -20,7 +20,7 @@ from chdb import session as chdb_session
 
 from logpond.store.base import QueryResult, StoreError
 from logpond.store.migrations import MIGRATIONS
-from logpond.store.schema import LOG_COLUMNS
+from logpond.store.schema import LOG_COLUMNS, ROW_TABLES
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +37,8 @@ _TAG_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _ERROR_CODE_RE = re.compile(r"Code: (\d+)\.")
 _ERROR_NAME_RE = re.compile(r"\(([A-Z][A-Z0-9_]{2,})\)")
 _IDENTIFIER_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_DEDUP_TOKEN_RE = re.compile(r"[A-Za-z0-9_.:-]+")
+_UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 
 def _session_for(path: Path) -> Any:
@@ -80,6 +82,14 @@ def _lanes_for(key: str, count: int) -> queue.SimpleQueue[_Lane]:
                 lanes.put(_Lane(key))
             _lanes[key] = lanes
         return _lanes[key]
+
+
+def _dedup_setting(token: str | None) -> str:
+    if not token:
+        return ""
+    if not _DEDUP_TOKEN_RE.fullmatch(token):
+        raise ValueError(f"invalid dedup token {token!r}")
+    return f", insert_deduplication_token = '{token}'"
 
 
 def store_error_from(exc: Exception) -> StoreError:
@@ -160,16 +170,45 @@ class ChDBStore:
         selected = ", ".join("toUUID(uuid)" if c == "uuid" else c for c in LOG_COLUMNS)
         # the rollups' materialized views run side by side, not one after the other
         settings = " SETTINGS parallel_view_processing = 1"
-        if dedup_token:
-            if not re.fullmatch(r"[A-Za-z0-9_.:-]+", dedup_token):
-                raise ValueError(f"invalid dedup token {dedup_token!r}")
-            settings += f", insert_deduplication_token = '{dedup_token}'"
+        settings += _dedup_setting(dedup_token)
         sql = (
             f"INSERT INTO {self.database}.logs ({columns}, original_expiry_timestamp){settings} "
             f"SELECT {selected}, toDateTime(observed_timestamp, 'UTC') + INTERVAL {int(self.retention_days)} DAY "
             "FROM Python(arrow_batch)"
         )
         self._insert_arrow(sql, table)
+
+    def insert_rows(self, table_name: str, table: pa.Table, *, dedup_token: str | None = None) -> None:
+        """Insert a batch shaped like ``ROW_TABLES[table_name]`` (events, persons, distinct ids)."""
+        if table.num_rows == 0:
+            return
+        schema, uuid_columns = ROW_TABLES[table_name]
+        table = table.select(schema.names)
+        columns = ", ".join(schema.names)
+        selected = ", ".join(f"toUUID({c})" if c in uuid_columns else c for c in schema.names)
+        sql = (
+            f"INSERT INTO {self.database}.{table_name} ({columns}) SETTINGS insert_deduplicate = 1"
+            f"{_dedup_setting(dedup_token)} SELECT {selected} FROM Python(arrow_batch)"
+        )
+        self._insert_arrow(sql, table)
+
+    def reassign_events(self, team_id: int, moves: list[tuple[str, str]]) -> None:
+        """Point the stored events of merged-away persons at the persons they merged into.
+
+        A background mutation: rows are rewritten part by part shortly after, and reads meanwhile see old
+        or new ids, never a mix within one row. ``moves`` are (from, into) person ids.
+        """
+        if not moves:
+            return
+        for old, new in moves:
+            if not (_UUID_RE.match(old) and _UUID_RE.match(new)):
+                raise ValueError(f"invalid person ids {old!r} -> {new!r}")
+        olds = ", ".join(f"toUUID('{old}')" for old, _ in moves)
+        self.command(
+            f"ALTER TABLE {self.database}.events UPDATE person_id = multiIf("
+            + ", ".join(f"person_id = toUUID('{old}'), toUUID('{new}')" for old, new in moves)
+            + f", person_id) WHERE team_id = {int(team_id)} AND person_id IN ({olds})"
+        )
 
     def _insert_arrow(self, sql: str, arrow_batch: pa.Table) -> None:
         # chDB's Python() table function finds the table by this local variable's name

@@ -39,3 +39,54 @@ LOG_ARROW_SCHEMA = pa.schema(
 )
 
 LOG_COLUMNS: tuple[str, ...] = tuple(LOG_ARROW_SCHEMA.names)
+
+
+# --- product events and persons (written by logpond.events.ingest) ---------------------------------
+# UUIDs travel as canonical text and are converted by the insert; timestamps are microseconds, UTC.
+
+EVENT_ARROW_SCHEMA = pa.schema(
+    [
+        pa.field("uuid", pa.string(), nullable=False),
+        pa.field("team_id", pa.int32(), nullable=False),
+        pa.field("event", pa.string(), nullable=False),
+        pa.field("distinct_id", pa.string(), nullable=False),
+        pa.field("properties", pa.string(), nullable=False),
+        pa.field("timestamp", TS_US, nullable=False),
+        pa.field("created_at", TS_US, nullable=False),
+        pa.field("elements_chain", pa.string(), nullable=False),
+        pa.field("person_id", pa.string(), nullable=False),
+        pa.field("person_properties", pa.string(), nullable=False),
+        pa.field("person_created_at", TS_US, nullable=False),
+        pa.field("person_mode", pa.string(), nullable=False),
+    ]
+)
+
+PERSON_ARROW_SCHEMA = pa.schema(
+    [
+        pa.field("id", pa.string(), nullable=False),
+        pa.field("team_id", pa.int32(), nullable=False),
+        pa.field("created_at", TS_US, nullable=False),
+        pa.field("last_seen_at", TS_US, nullable=True),
+        pa.field("properties", pa.string(), nullable=False),
+        pa.field("is_identified", pa.uint8(), nullable=False),
+        pa.field("is_deleted", pa.uint8(), nullable=False),
+        pa.field("version", pa.int64(), nullable=False),
+    ]
+)
+
+PERSON_DISTINCT_ID_ARROW_SCHEMA = pa.schema(
+    [
+        pa.field("team_id", pa.int32(), nullable=False),
+        pa.field("distinct_id", pa.string(), nullable=False),
+        pa.field("person_id", pa.string(), nullable=False),
+        pa.field("is_deleted", pa.uint8(), nullable=False),
+        pa.field("version", pa.int64(), nullable=False),
+    ]
+)
+
+# table name -> (schema of its insert batches, columns holding UUID text)
+ROW_TABLES: dict[str, tuple[pa.Schema, frozenset[str]]] = {
+    "events": (EVENT_ARROW_SCHEMA, frozenset({"uuid", "person_id"})),
+    "persons": (PERSON_ARROW_SCHEMA, frozenset({"id"})),
+    "person_distinct_ids": (PERSON_DISTINCT_ID_ARROW_SCHEMA, frozenset({"person_id"})),
+}

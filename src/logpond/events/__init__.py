@@ -1,0 +1,1 @@
+"""PostHog product-analytics events: capture decoding, person processing, autocapture elements."""
