@@ -19,13 +19,15 @@ import io
 import uuid
 from typing import Any
 
+import anyio.to_thread
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from logpond.api import errors
 from logpond.api.auth import ProjectAccess, project_access
-from logpond.api.logs import json_response, run_in_store
+from logpond.api.logs import json_response
 from logpond.api.projects import url_with
+from logpond.api.query import query_failure
 from logpond.events.elements import chain_to_elements
 from logpond.events.listing import (
     EventsParamError,
@@ -41,9 +43,9 @@ from logpond.events.listing import (
 from logpond.events.people import PeopleParamError, parse_people_request, people_page
 from logpond.hogql.errors import HogQLError
 from logpond.query import ast
-from logpond.query.printer import print_query
+from logpond.query.printer import QueryError, print_query
 from logpond.query.schema import EVENT_TABLES
-from logpond.store.base import QueryResult
+from logpond.store.base import QueryResult, StoreError
 
 router = APIRouter(prefix="/api/projects/{project_id}", tags=["events"])
 
@@ -57,15 +59,30 @@ def _run(request: Request, access: ProjectAccess, node: ast.Select) -> QueryResu
 
 
 def _parse_expr(request: Request) -> Any:
+    """HogQL expressions of ``properties`` (``{"type": "hogql"}``) and ``where`` filters."""
     runner = request.app.state.services.hogql_runner
 
-    def parse(text: str) -> ast.Expr:
+    def parse(text: str, attr: str = "properties") -> ast.Expr:
         try:
             return runner.parse_expr(text)  # type: ignore[no-any-return]
         except HogQLError as exc:
-            raise EventsParamError(f"Invalid HogQL filter: {exc}", "properties") from None
+            raise EventsParamError(f"Invalid HogQL expression: {exc}", attr) from None
 
     return parse
+
+
+async def _in_store(fn: Any) -> Any:
+    """Run a store read off the event loop; its failures answer like the query API's (400 with the
+    ClickHouse error's name when the filter caused it, 504 over the time limit)."""
+    try:
+        return await anyio.to_thread.run_sync(fn)
+    except (StoreError, QueryError) as exc:
+        if isinstance(exc, QueryError):
+            raise errors.validation_error(str(exc), code="hogql_query_error", attr="properties") from None
+        failure = query_failure(exc)
+        if failure.status == 400:
+            failure.attr = "properties"
+        raise failure from None
 
 
 def _event_json(row: list[Any], person: dict[str, Any] | None) -> dict[str, Any]:
@@ -106,7 +123,7 @@ async def list_events(project_id: str, request: Request) -> Response:
         rows = rows[: parsed.limit]
         return _with_persons(request, access, rows, parsed.include_person), more
 
-    events, more = await run_in_store(access, request, fetch)
+    events, more = await _in_store(fetch)
     if parsed.csv:
         return Response(_csv(events), media_type="text/csv")
     next_url = _next_url(request, params, parsed, events[-1]) if more and events else None
@@ -176,7 +193,7 @@ async def event_values(project_id: str, request: Request) -> Response:
         order_by=(ast.OrderExpr(ast.Call("count", ()), "DESC"),),
         limit=10,
     )
-    result = await run_in_store(access, request, lambda: _run(request, access, node))
+    result = await _in_store(lambda: _run(request, access, node))
     return json_response({"results": [{"name": row[0]} for row in result.rows], "refreshing": False})
 
 
@@ -202,7 +219,7 @@ async def get_event(project_id: str, event_id: str, request: Request) -> Respons
     def fetch() -> list[Any]:
         return _with_persons(request, access, _run(request, access, node).rows, include)
 
-    events = await run_in_store(access, request, fetch)
+    events = await _in_store(fetch)
     if not events:
         raise errors.not_found(f"No events exist for event UUID {event_uuid}")
     return json_response(events[0])
@@ -216,7 +233,7 @@ async def list_persons(project_id: str, request: Request) -> Response:
         parsed = parse_people_request(params, parse_expr=_parse_expr(request))
     except (PeopleParamError, EventsParamError) as exc:
         raise errors.validation_error(exc.detail, attr=exc.attr) from None
-    people, more = await run_in_store(access, request, lambda: people_page(lambda n: _run(request, access, n), parsed))
+    people, more = await _in_store(lambda: people_page(lambda n: _run(request, access, n), parsed))
     next_url = url_with(request, {**params, "offset": str(parsed.offset + parsed.limit), "limit": str(parsed.limit)})
     previous = None
     if parsed.offset > 0:
@@ -237,7 +254,7 @@ async def get_person(project_id: str, person_id: str, request: Request) -> Respo
             attr="id",
         ) from None
     parsed = parse_people_request({"limit": "1"}, parse_expr=_parse_expr(request), person_id=str(person_uuid))
-    people, _ = await run_in_store(access, request, lambda: people_page(lambda n: _run(request, access, n), parsed))
+    people, _ = await _in_store(lambda: people_page(lambda n: _run(request, access, n), parsed))
     if not people:
         raise errors.not_found("Not found.")
     return json_response(people[0])

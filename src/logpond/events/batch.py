@@ -34,51 +34,54 @@ _PERSON_EVENTS = frozenset({IDENTIFY, CREATE_ALIAS, MERGE_DANGEROUSLY, "$groupid
 _PERSON_PROPERTY_KEYS = ("$set", "$set_once", "$unset")
 _NO_INITIAL_PROPERTIES = frozenset({"$snapshot", "$performance_event"})
 # event properties a person remembers: the first value as $initial_<name>, and the value while it has none
-_INITIAL_KEYS = [
-    "$app_build",
-    "$app_name",
-    "$app_namespace",
-    "$app_version",
-    "$browser",
-    "$browser_version",
-    "$device_type",
-    "$current_url",
-    "$pathname",
-    "$os",
-    "$os_version",
-    "$referring_domain",
-    "$referrer",
-    "$screen_height",
-    "$screen_width",
-    "$viewport_height",
-    "$viewport_width",
-    "$raw_user_agent",
-    "utm_source",
-    "utm_medium",
-    "utm_campaign",
-    "utm_content",
-    "utm_name",
-    "utm_term",
-    "gclid",
-    "gad_source",
-    "gclsrc",
-    "dclid",
-    "gbraid",
-    "wbraid",
-    "fbclid",
-    "msclkid",
-    "twclid",
-    "li_fat_id",
-    "mc_cid",
-    "igshid",
-    "ttclid",
-    "rdt_cid",
-    "irclid",
-    "_kx",
-    "epik",
-    "qclid",
-    "sccid",
-]
+_INITIAL_KEYS = frozenset(
+    [
+        "$app_build",
+        "$app_name",
+        "$app_namespace",
+        "$app_version",
+        "$browser",
+        "$browser_version",
+        "$device_type",
+        "$current_url",
+        "$pathname",
+        "$os",
+        "$os_version",
+        "$referring_domain",
+        "$referrer",
+        "$screen_height",
+        "$screen_width",
+        "$viewport_height",
+        "$viewport_width",
+        "$raw_user_agent",
+        "utm_source",
+        "utm_medium",
+        "utm_campaign",
+        "utm_content",
+        "utm_name",
+        "utm_term",
+        "gclid",
+        "gad_source",
+        "gclsrc",
+        "dclid",
+        "gbraid",
+        "wbraid",
+        "fbclid",
+        "msclkid",
+        "twclid",
+        "li_fat_id",
+        "mc_cid",
+        "igshid",
+        "ttclid",
+        "rdt_cid",
+        "irclid",
+        "_kx",
+        "epik",
+        "qclid",
+        "sccid",
+    ]
+)
+_INITIAL_NAMES = {key: "$initial_" + key.removeprefix("$") for key in _INITIAL_KEYS}
 _ELEMENT_KEYS = frozenset({"$elements", "$elements_chain"})
 _SERVER_SKIPPED = frozenset({"$os", "$os_version"})
 
@@ -227,13 +230,13 @@ def _initial_properties(
     server = properties.get("$is_server") is True
     initial: dict[str, Any] = {}
     current: dict[str, Any] = {}
-    for key in _INITIAL_KEYS:
-        if key not in properties or (server and key in _SERVER_SKIPPED):
+    for key in _INITIAL_KEYS.intersection(properties):
+        if server and key in _SERVER_SKIPPED:
             continue
         value = properties[key]
         current[key] = value
         if value is not None:
-            initial["$initial_" + key.removeprefix("$")] = value
+            initial[_INITIAL_NAMES[key]] = value
     if "$initial_os" not in initial and properties.get("$os_name") is not None and not server:
         initial["$initial_os"] = properties["$os_name"]
     if not initial and not current:

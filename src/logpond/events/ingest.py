@@ -149,10 +149,7 @@ class EventsInserter:
         )
         events = pa.Table.from_pydict(columns, schema=EVENT_ARROW_SCHEMA)
         self.store.insert_rows("events", events, dedup_token=f"{token}:events")
-        by_team: dict[int, list[tuple[str, str]]] = {}
-        for team, old, new in changes.merges:
-            by_team.setdefault(team, []).append((old, new))
-        for team, moves in by_team.items():
+        for team, moves in _final_moves(changes.merges).items():
             self.store.reassign_events(team, moves)
         self.persons.confirm()
         self._remember(fresh)
@@ -197,6 +194,23 @@ class EventsInserter:
         columns["person_properties"] += stamps.person_properties
         columns["person_created_at"] += stamps.person_created_at_us
         columns["person_mode"] += stamps.person_modes
+
+
+def _final_moves(merges: list[tuple[int, str, str]]) -> dict[int, list[tuple[str, str]]]:
+    """Per project, each merged-away person id with the person it finally belongs to: after a -> b and
+    then b -> c in one insert, a's events go straight to c."""
+    into: dict[tuple[int, str], str] = {}
+    for team, old, new in merges:
+        into[(team, old)] = new
+    out: dict[int, list[tuple[str, str]]] = {}
+    for (team, old), new in into.items():
+        seen = {old}
+        while (team, new) in into and new not in seen:
+            seen.add(new)
+            new = into[(team, new)]
+        if new != old:
+            out.setdefault(team, []).append((old, new))
+    return out
 
 
 def _select_rows(batch: EventBatch, keep: list[int]) -> EventBatch:

@@ -91,9 +91,7 @@ def _date_param(params: Mapping[str, str], name: str, now: dt.datetime) -> dt.da
         raise EventsParamError(str(exc), name) from None
 
 
-def parse_request(
-    params: Mapping[str, str], *, now: dt.datetime, parse_expr: Callable[[str], ast.Expr]
-) -> EventsRequest:
+def parse_request(params: Mapping[str, str], *, now: dt.datetime, parse_expr: Callable[..., ast.Expr]) -> EventsRequest:
     """Read the query string of an events list request (raises EventsParamError naming the parameter)."""
     order_raw = params.get("orderBy")
     descending = True
@@ -128,7 +126,7 @@ def parse_request(
             raise EventsParamError("where must be a JSON array of HogQL expressions.", "where") from None
         if not isinstance(wheres, list) or not all(isinstance(w, str) for w in wheres):
             raise EventsParamError("where must be a JSON array of HogQL expressions.", "where")
-        conditions.extend(parse_expr(w) for w in wheres)
+        conditions.extend(parse_expr(w, "where") for w in wheres)
     return EventsRequest(
         after=_date_param(params, "after", now),
         before=before,

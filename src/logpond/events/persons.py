@@ -63,6 +63,8 @@ _ILLEGAL_EXACT = frozenset({"[object Object]", "NaN", "None", "none", "null", "0
 
 _PERSON_NAMESPACE = uuid.UUID("932979b4-65c3-4424-8467-0b66ec27bc22")
 
+_ABSENT = object()
+
 MODE_FULL = "full"
 MODE_PROPERTYLESS = "propertyless"
 MODE_FORCE_UPGRADE = "force_upgrade"  # person-less event of a person older than a minute
@@ -152,6 +154,10 @@ class PersonProcessor:
         self.max_cached = max_cached
         self._mappings: OrderedDict[tuple[int, str], Mapping] = OrderedDict()
         self._persons: OrderedDict[tuple[int, str], Person] = OrderedDict()
+        self._absent: OrderedDict[tuple[int, str], None] = OrderedDict()  # person ids known not to exist
+        # distinct ids that sent person-less events and have no person yet (PostHog keeps these in a table;
+        # here they are remembered while the server runs, up to the cache size)
+        self._personless: OrderedDict[tuple[int, str], None] = OrderedDict()
         self._dirty_persons: dict[tuple[int, str], Person] = {}
         self._dirty_mappings: dict[tuple[int, str], Mapping] = {}
         self._merges: list[tuple[int, str, str]] = []
@@ -169,6 +175,7 @@ class PersonProcessor:
             if row in batch.personless:
                 existing = self._person_of(team, distinct_id)
                 if existing is None:
+                    self._personless[(team, distinct_id)] = None
                     stamps.person_ids.append(person_uuid(team, distinct_id))
                     stamps.person_created_at_us.append(_PERSONLESS_CREATED_AT_US)
                     stamps.person_modes.append(MODE_PROPERTYLESS)
@@ -202,7 +209,7 @@ class PersonProcessor:
         self._dirty_persons.clear()
         self._dirty_mappings.clear()
         self._merges.clear()
-        for cache in (self._mappings, self._persons):
+        for cache in (self._mappings, self._persons, self._absent, self._personless):
             while len(cache) > self.max_cached:
                 cache.popitem(last=False)
 
@@ -221,9 +228,18 @@ class PersonProcessor:
             for d in wanted
             if (m := self._mappings[(team, d)]).person_id is not None and (team, m.person_id) not in self._persons
         }
+        # a new distinct id's person gets the derived id, unless a person with that id existed and was
+        # merged away: read those ids in the same query rather than one by one when creating
+        derived = {person_uuid(team, d): d for d in wanted if self._mappings[(team, d)].person_id is None}
+        unknown = [p for p in derived if (team, p) not in self._persons and (team, p) not in self._absent]
+        person_ids.update(unknown)
         if person_ids:
-            for person_id, person in self.source.persons(team, sorted(person_ids)).items():
+            loaded = self.source.persons(team, sorted(person_ids))
+            for person_id, person in loaded.items():
                 self._persons[(team, person_id)] = person
+            for person_id in unknown:
+                if person_id not in loaded:
+                    self._absent[(team, person_id)] = None
         for distinct_id in wanted:  # recently used: last to be trimmed
             self._mappings.move_to_end((team, distinct_id))
 
@@ -237,7 +253,7 @@ class PersonProcessor:
 
     def _person(self, team: int, person_id: str) -> Person | None:
         person = self._persons.get((team, person_id))
-        if person is None:
+        if person is None and (team, person_id) not in self._absent:
             person = self.source.persons(team, [person_id]).get(person_id)
             if person is not None:
                 self._persons[(team, person_id)] = person
@@ -257,12 +273,22 @@ class PersonProcessor:
         mapping = Mapping(person_id, previous.version + 1)
         self._mappings[key] = mapping
         self._dirty_mappings[key] = mapping
+        if self._personless.pop(key, _ABSENT) is not _ABSENT:
+            # its person-less events carry the derived id: move them to the person it now belongs to
+            derived = person_uuid(team, distinct_id)
+            if derived != person_id:
+                self._merges.append((team, derived, person_id))
+
+    def _was_personless(self, team: int, distinct_id: str) -> bool:
+        return (team, distinct_id) in self._personless
 
     def _dirty(self, person: Person) -> None:
         self._dirty_persons[(person.team_id, person.id)] = person
 
-    def _create(self, team: int, distinct_id: str, timestamp: int, event_uuid: str) -> Person:
-        person_id = person_uuid(team, distinct_id)
+    def _create(
+        self, team: int, distinct_id: str, timestamp: int, event_uuid: str, *, id_from: str | None = None
+    ) -> Person:
+        person_id = person_uuid(team, id_from or distinct_id)
         existing = self._person(team, person_id)
         if existing is not None and existing.is_deleted:
             # the derived id was merged away earlier: a fresh person needs a fresh id
@@ -277,6 +303,7 @@ class PersonProcessor:
             last_seen_us=timestamp,
         )
         self._persons[(team, person_id)] = person
+        self._absent.pop((team, person_id), None)
         self._dirty(person)
         self._set_mapping(team, distinct_id, person_id)
         self.stats["persons_created"] += 1
@@ -324,7 +351,14 @@ class PersonProcessor:
         into = self._person_of(team, distinct_id)
         other = self._person_of(team, other_id)
         if into is None and other is None:
-            person = self._create(team, distinct_id, timestamp, event_uuid)
+            # when only the other id sent person-less events, the person takes that id's derived uuid, so
+            # those events already carry it
+            owner = (
+                other_id
+                if self._was_personless(team, other_id) and not self._was_personless(team, distinct_id)
+                else distinct_id
+            )
+            person = self._create(team, distinct_id, timestamp, event_uuid, id_from=owner)
             self._set_mapping(team, other_id, person.id)
             self._identified(person)
         elif other is None:
@@ -338,6 +372,7 @@ class PersonProcessor:
             self._identified(into)
         elif other.is_identified and kind != MERGE_DANGEROUSLY:
             self.stats["merges_refused"] += 1
+            self._identified(into)  # the event's own person is identified all the same
         else:
             self._merge(team, other, into)
 

@@ -42,6 +42,9 @@ class HogQLPrinter(ClickHousePrinter):
     def _chain(self, node: ast.Chain) -> str:
         return ".".join(hogql_name(p) for p in node.parts)
 
+    def _index(self, node: ast.Index) -> str:
+        return f"{self.visit(node.expr)}[{self.visit(node.index)}]"
+
     def _field(self, node: ast.Field) -> str:
         return f"{hogql_name(node.table)}.{hogql_name(node.name)}" if node.table else hogql_name(node.name)
 

@@ -374,7 +374,7 @@ def parse_events(payload: Any, *, now: datetime, sent_at: datetime | None = None
         where = f"batch[{index}]"
         if not isinstance(raw, dict):
             raise InvalidEvent(where, f"expected an object, got {_type_name(raw)}")
-        event = _parse_event(raw, where, now=now, sent_at=sent_at, fresh_ids=fresh_ids)
+        event = _parse_event(raw, where, now=now, sent_at=sent_at, fresh_ids=fresh_ids, default_token=envelope_token)
         if event.token is not None:
             tokens.add(event.token)
         events.append(event)
@@ -387,7 +387,13 @@ def parse_events(payload: Any, *, now: datetime, sent_at: datetime | None = None
 
 
 def _parse_event(
-    raw: dict[str, Any], where: str, *, now: datetime, sent_at: datetime | None, fresh_ids: Iterator[str]
+    raw: dict[str, Any],
+    where: str,
+    *,
+    now: datetime,
+    sent_at: datetime | None,
+    fresh_ids: Iterator[str],
+    default_token: str | None = None,
 ) -> CapturedEvent:
     name = raw.get("event")
     if name is None or name == "":
@@ -402,7 +408,7 @@ def _parse_event(
         raise InvalidEvent(f"{where}.properties", f"expected an object, got {_type_name(properties)}")
 
     distinct_id = _distinct_id(raw, properties, where)
-    token = _token(raw, where) or _property_token(properties, where)
+    token = _token(raw, where) or _property_token(properties, where) or default_token
 
     raw_uuid = raw.get("uuid")
     if raw_uuid is None:

@@ -471,7 +471,11 @@ class ClickHousePrinter:
         return "[" + ", ".join(self.visit(e) for e in node.exprs) + "]"
 
     def _index(self, node: ast.Index) -> str:
-        return f"{self.visit(node.expr)}[{self.visit(node.index)}]"
+        key = node.index
+        if isinstance(node.expr, ast.Chain) and isinstance(key, ast.Constant) and isinstance(key.value, str):
+            # ``properties['plan']`` reads like ``properties.plan``: a JSON property, or a map key
+            return self._chain(ast.Chain((*node.expr.parts, key.value)))
+        return f"{self.visit(node.expr)}[{self.visit(key)}]"
 
     def _interval(self, node: ast.Interval) -> str:
         if node.unit not in _INTERVAL_UNITS:
