@@ -43,8 +43,8 @@ class Settings(BaseSettings):
     )
     ingest_decode_processes: int = Field(
         1,
-        description="Worker processes that decode OTLP requests, so decoding runs beside the server process "
-        "(which keeps HTTP, the write-ahead log and store inserts). 0 decodes inside the server process.",
+        description="Worker processes that decode OTLP and capture requests, so decoding runs beside the server "
+        "process (which keeps HTTP, the write-ahead log and store inserts). 0 decodes inside the server process.",
     )
     retention_days: int = Field(
         30, description="Days a log is kept before its partition is dropped (TTL on original_expiry_timestamp)."

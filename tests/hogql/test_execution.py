@@ -436,7 +436,7 @@ def test_case_expressions(logs: ChDBStore) -> None:
 
 
 def test_casts(logs: ChDBStore) -> None:
-    """x::int, ::float, ::string, ::date and ::datetime convert the value (a text time reads to the microsecond, as in PostHog)."""
+    """x::int, ::float, ::string, ::date and ::datetime convert the value (text times to the microsecond)."""
     response = run(
         logs,
         "select attributes.http.status::int, severity_number::float, severity_number::string, timestamp::date, "

@@ -15,7 +15,10 @@ after, in order (``logpond.events``). Every refusal names what was wrong and sto
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 import anyio.to_thread
@@ -24,12 +27,13 @@ from fastapi.responses import JSONResponse, Response
 
 from logpond.api.auth import project_for_token
 from logpond.api.bodies import read_body_limited
-from logpond.events.batch import EventBatch, decode_capture_request, event_batch, wal_payload
+from logpond.events.batch import EventBatch, decode_capture_batch, wal_payload
 from logpond.ingest.capture import InvalidEvent
 from logpond.ingest.errors import IngestError, PayloadTooLarge
 from logpond.ingest.wal import KIND_CAPTURE
 from logpond.ingest.writer import Backpressure
 
+log = logging.getLogger(__name__)
 router = APIRouter()
 
 _EVENT_PATHS = ("/capture", "/e", "/i/v0/e", "/track")
@@ -92,7 +96,6 @@ for _path in ("/batch", *_EVENT_PATHS):
 
 async def _capture(request: Request, max_bytes: int) -> Response:
     services = request.app.state.services
-    settings = services.settings
     body = await read_body_limited(request, max_bytes)
     if body is None:
         return _error(
@@ -106,20 +109,8 @@ async def _capture(request: Request, max_bytes: int) -> Response:
     content_type = request.headers.get("content-type")
     content_encoding = request.headers.get("content-encoding")
     received_ns = time.time_ns()
-
-    def decode() -> tuple[str | None, EventBatch]:
-        token, events = decode_capture_request(
-            body,
-            query=query,
-            content_type=content_type,
-            content_encoding=content_encoding,
-            received_ns=received_ns,
-            max_decompressed_bytes=settings.max_decompressed_bytes,
-        )
-        return token, event_batch(0, events, received_ns)  # the project is known once the token is checked
-
     try:
-        token, batch = await anyio.to_thread.run_sync(decode)
+        token, batch = await _decode(services, body, query, content_type, content_encoding, received_ns)
     except IngestError as exc:
         return _ingest_error(request, exc)
     if token is None:
@@ -139,6 +130,26 @@ async def _capture(request: Request, max_bytes: int) -> Response:
     if query.get("beacon") == "1":
         return Response(status_code=204, headers=_cors(request))
     return JSONResponse({"status": "Ok"}, headers=_cors(request))
+
+
+async def _decode(
+    services: Any,
+    body: bytes,
+    query: dict[str, str],
+    content_type: str | None,
+    content_encoding: str | None,
+    received_ns: int,
+) -> tuple[str | None, EventBatch]:
+    """Decode in a worker process when the app has a pool (the second core), else in a thread here."""
+    args = (body, query, content_type, content_encoding, received_ns, services.settings.max_decompressed_bytes)
+    pool = services.decode_pool
+    if pool is not None:
+        try:
+            return await asyncio.get_running_loop().run_in_executor(pool, decode_capture_batch, *args)
+        except BrokenProcessPool:
+            log.warning("the decode worker pool broke; starting a new one")
+            services.restart_decode_pool(pool)
+    return await anyio.to_thread.run_sync(lambda: decode_capture_batch(*args))
 
 
 def _ingest_error(request: Request, exc: IngestError) -> Response:

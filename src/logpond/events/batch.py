@@ -161,6 +161,27 @@ def decode_capture_request(
     return batch.token, batch.events
 
 
+def decode_capture_batch(
+    body: bytes,
+    query: dict[str, str],
+    content_type: str | None,
+    content_encoding: str | None,
+    received_ns: int,
+    max_decompressed_bytes: int,
+) -> tuple[str | None, EventBatch]:
+    """A request's token and its events' columns, for any project (``team_id`` is set once the token is
+    known). Runs in a decode worker process when the server has one; the result pickles cheaply."""
+    token, events = decode_capture_request(
+        body,
+        query=query,
+        content_type=content_type,
+        content_encoding=content_encoding,
+        received_ns=received_ns,
+        max_decompressed_bytes=max_decompressed_bytes,
+    )
+    return token, event_batch(0, events, received_ns)
+
+
 def event_batch(team_id: int, events: list[CapturedEvent], received_ns: int) -> EventBatch:
     """Columns and person work of validated events for project ``team_id``."""
     out = EventBatch(team_id=team_id, received_us=received_ns // 1000)

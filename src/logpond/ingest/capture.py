@@ -71,6 +71,11 @@ class InvalidEvent(DecodeError):
     def __init__(self, attr: str, reason: str) -> None:
         super().__init__(f"{attr}: {reason}")
         self.attr = attr
+        self.field_reason = reason
+
+    def __reduce__(self) -> tuple[type[InvalidEvent], tuple[str, str]]:
+        # rebuilt from its two parts when it crosses from a decode worker process
+        return (InvalidEvent, (self.attr, self.field_reason))
 
 
 class MixedTokens(IngestError):
