@@ -83,6 +83,8 @@ def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
         "ingest_decode_processes": 0,
         "hogql_rate_limit_per_minute": 0,
         "hogql_rate_limit_per_hour": 0,
+        "api_read_rate_limit_per_minute": 0,
+        "api_read_rate_limit_per_hour": 0,
         "hogql_parse_warm_up": False,
         **overrides,
     }

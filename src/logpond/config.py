@@ -134,6 +134,18 @@ class Settings(BaseSettings):
         description="HogQL queries a project may start per hour with personal API keys (PostHog's "
         "sustained limit). 0 turns the limit off.",
     )
+    api_read_rate_limit_per_minute: int = Field(
+        240,
+        ge=0,
+        description="Events and persons API requests a project may make per minute with personal API keys "
+        "(PostHog's limit for ClickHouse-backed reads); more answer 429 with Retry-After. 0 turns the limit off.",
+    )
+    api_read_rate_limit_per_hour: int = Field(
+        1200,
+        ge=0,
+        description="Events and persons API requests a project may make per hour with personal API keys "
+        "(PostHog's sustained limit). 0 turns the limit off.",
+    )
     hogql_parse_processes: int = Field(
         2,
         ge=0,

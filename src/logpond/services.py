@@ -47,6 +47,7 @@ class Services:
     hogql_runner: HogQLRunner | None = None
     query_jobs: QueryJobs | None = None
     query_rate_limiter: RateLimiter | None = None
+    read_rate_limiter: RateLimiter | None = None  # the events and persons APIs
 
     def __post_init__(self) -> None:
         s = self.settings
@@ -64,6 +65,10 @@ class Services:
         if self.query_rate_limiter is None:
             self.query_rate_limiter = RateLimiter(
                 [(s.hogql_rate_limit_per_minute, 60.0), (s.hogql_rate_limit_per_hour, 3600.0)]
+            )
+        if self.read_rate_limiter is None:
+            self.read_rate_limiter = RateLimiter(
+                [(s.api_read_rate_limit_per_minute, 60.0), (s.api_read_rate_limit_per_hour, 3600.0)]
             )
 
     def hogql_limits(self, *, personal_key: bool) -> HogQLLimits:

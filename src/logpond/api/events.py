@@ -42,12 +42,24 @@ from logpond.events.listing import (
 )
 from logpond.events.people import PeopleParamError, parse_people_request, people_page
 from logpond.hogql.errors import HogQLError
+from logpond.hogql.jobs import RateLimited
 from logpond.query import ast
 from logpond.query.printer import QueryError, print_query
 from logpond.query.schema import EVENT_TABLES
 from logpond.store.base import QueryResult, StoreError
 
 router = APIRouter(prefix="/api/projects/{project_id}", tags=["events"])
+
+
+async def _access(request: Request, project_id: str, scope: str) -> ProjectAccess:
+    """Authenticate, authorise, and apply PostHog's rate limit of ClickHouse-backed reads to personal keys."""
+    access = await project_access(request, project_id, scope)
+    if access.principal.key is not None:
+        try:
+            request.app.state.services.read_rate_limiter.check(access.team_id)
+        except RateLimited as exc:
+            raise errors.throttled(str(exc), exc.retry_after) from None
+    return access
 
 
 def _run(request: Request, access: ProjectAccess, node: ast.Select) -> QueryResult:
@@ -109,7 +121,7 @@ def _with_persons(request: Request, access: ProjectAccess, rows: list[list[Any]]
 
 @router.get("/events", summary="List events (PostHog's events API)")
 async def list_events(project_id: str, request: Request) -> Response:
-    access = await project_access(request, project_id, "query:read")
+    access = await _access(request, project_id, "query:read")
     services = request.app.state.services
     params = dict(request.query_params)
     try:
@@ -166,7 +178,7 @@ def _csv(events: list[dict[str, Any]]) -> str:
 
 @router.get("/events/values", summary="Values of an event property")
 async def event_values(project_id: str, request: Request) -> Response:
-    access = await project_access(request, project_id, "query:read")
+    access = await _access(request, project_id, "query:read")
     services = request.app.state.services
     key = request.query_params.get("key")
     if not key:
@@ -199,7 +211,7 @@ async def event_values(project_id: str, request: Request) -> Response:
 
 @router.get("/events/{event_id}", summary="Retrieve one event")
 async def get_event(project_id: str, event_id: str, request: Request) -> Response:
-    access = await project_access(request, project_id, "query:read")
+    access = await _access(request, project_id, "query:read")
     try:
         event_uuid = uuid.UUID(event_id)
     except ValueError:
@@ -227,7 +239,7 @@ async def get_event(project_id: str, event_id: str, request: Request) -> Respons
 
 @router.get("/persons", summary="List persons")
 async def list_persons(project_id: str, request: Request) -> Response:
-    access = await project_access(request, project_id, "person:read")
+    access = await _access(request, project_id, "person:read")
     params = dict(request.query_params)
     try:
         parsed = parse_people_request(params, parse_expr=_parse_expr(request))
@@ -244,7 +256,7 @@ async def list_persons(project_id: str, request: Request) -> Response:
 
 @router.get("/persons/{person_id}", summary="Retrieve one person")
 async def get_person(project_id: str, person_id: str, request: Request) -> Response:
-    access = await project_access(request, project_id, "person:read")
+    access = await _access(request, project_id, "person:read")
     try:
         person_uuid = uuid.UUID(person_id)
     except ValueError:
