@@ -20,6 +20,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -124,8 +126,13 @@ class ServerProcess:
             log.flush()
             self._log_offset = log.tell()
             self._proc = subprocess.Popen(
-                command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                env=self.env(), cwd=self.cwd, start_new_session=True,
+                command,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=self.env(),
+                cwd=self.cwd,
+                start_new_session=True,
             )
         self.starts += 1
         self._wait_healthy(timeout)
@@ -150,9 +157,7 @@ class ServerProcess:
                     last_error = repr(exc)
                 time.sleep(0.1)
         self.kill_9()
-        raise ServerStartError(
-            f"/_health did not answer within {timeout:.0f} s ({last_error})\n" + self.log_tail()
-        )
+        raise ServerStartError(f"/_health did not answer within {timeout:.0f} s ({last_error})\n" + self.log_tail())
 
     def kill_9(self) -> None:
         """SIGKILL the server: no shutdown code runs, exactly like a crash or the OOM killer."""
@@ -219,20 +224,26 @@ class ServerProcess:
 
     # --- the administrative CLI --------------------------------------------------------------------------
 
-    def cli(self, *args: str, check: bool = True, env: dict[str, str] | None = None,
-            pass_data_dir: bool | None = None) -> subprocess.CompletedProcess[str]:
+    def cli(
+        self, *args: str, check: bool = True, env: dict[str, str] | None = None, pass_data_dir: bool | None = None
+    ) -> subprocess.CompletedProcess[str]:
         """Run ``logpond <args> --data-dir <this server's data dir>`` and return the finished process."""
         command = [*logpond_command(), *args]
         if self.pass_data_dir if pass_data_dir is None else pass_data_dir:
             command += ["--data-dir", str(self.data_dir)]
         result = subprocess.run(
-            command, capture_output=True, text=True, env={**self.env(), **(env or {})}, cwd=self.cwd,
-            stdin=subprocess.DEVNULL, timeout=CLI_TIMEOUT_S, check=False,
+            command,
+            capture_output=True,
+            text=True,
+            env={**self.env(), **(env or {})},
+            cwd=self.cwd,
+            stdin=subprocess.DEVNULL,
+            timeout=CLI_TIMEOUT_S,
+            check=False,
         )
         if check and result.returncode != 0:
             raise RuntimeError(
-                f"{' '.join(command)} exited with {result.returncode}\n"
-                f"stdout: {result.stdout}\nstderr: {result.stderr}"
+                f"{' '.join(command)} exited with {result.returncode}\nstdout: {result.stdout}\nstderr: {result.stderr}"
             )
         return result
 
@@ -251,8 +262,9 @@ class LogpondClient:
 
     def __init__(self, base_url: str, key: str, project_id: int) -> None:
         self.project_id = project_id
-        self.http = httpx.Client(base_url=base_url, timeout=30.0, trust_env=False,
-                                 headers={"Authorization": f"Bearer {key}"})
+        self.http = httpx.Client(
+            base_url=base_url, timeout=30.0, trust_env=False, headers={"Authorization": f"Bearer {key}"}
+        )
 
     def close(self) -> None:
         self.http.close()
@@ -305,3 +317,22 @@ class LogpondClient:
             previous = current
             time.sleep(0.3)
         raise AssertionError(f"count did not settle within {timeout:.0f} s (last {previous})")
+
+
+@contextmanager
+def module_server(tmp: Path) -> Iterator[ServerProcess]:
+    """A server for a whole test module, on a data directory under ``tmp``, stopped at the end."""
+    process = ServerProcess(tmp / "data", tmp / "server.log")
+    process.start()
+    try:
+        yield process
+    finally:
+        process.stop()
+
+
+@contextmanager
+def api_client(server: ServerProcess, credentials: Credentials) -> Iterator[httpx.Client]:
+    """An HTTP client of ``server`` that sends the personal API key of ``credentials``."""
+    headers = {"Authorization": f"Bearer {credentials.key}"}
+    with httpx.Client(base_url=server.base_url, timeout=30.0, trust_env=False, headers=headers) as client:
+        yield client

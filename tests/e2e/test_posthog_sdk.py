@@ -33,7 +33,7 @@ from posthog import Posthog
 from posthog.request import APIError
 from posthog.version import VERSION
 
-from tests.e2e._server import HOST, Credentials, ServerProcess
+from tests.e2e._server import HOST, Credentials, ServerProcess, api_client, module_server
 
 WAIT_S = 15.0  # bound on every "until the server shows it" loop
 PERSON_NAMESPACE = uuid.UUID("932979b4-65c3-4424-8467-0b66ec27bc22")  # PostHog's person-id namespace
@@ -51,13 +51,8 @@ FORMATS = ("csv", "xlsx", "pdf", "csv")
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    tmp = tmp_path_factory.mktemp("posthog_sdk")
-    process = ServerProcess(tmp / "data", tmp / "server.log")
-    process.start()
-    try:
+    with module_server(tmp_path_factory.mktemp("posthog_sdk")) as process:
         yield process
-    finally:
-        process.stop()
 
 
 @pytest.fixture(autouse=True)
@@ -72,12 +67,7 @@ def credentials(server: ServerProcess) -> Credentials:
 
 @pytest.fixture(scope="module")
 def http(server: ServerProcess, credentials: Credentials) -> Iterator[httpx.Client]:
-    with httpx.Client(
-        base_url=server.base_url,
-        timeout=30.0,
-        trust_env=False,
-        headers={"Authorization": f"Bearer {credentials.key}"},
-    ) as client:
+    with api_client(server, credentials) as client:
         yield client
 
 

@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e._server import Credentials, ServerProcess
+from tests.e2e._server import Credentials, ServerProcess, api_client, module_server
 from tests.e2e.test_otel_sdk import otel_logging
 
 # what the SDK sends: (level method, message, count)
@@ -38,13 +38,8 @@ NESTED_NOTS = "select " + "not " * 400 + "1 from logs"
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    tmp = tmp_path_factory.mktemp("query_e2e")
-    process = ServerProcess(tmp / "data", tmp / "server.log")
-    process.start()
-    try:
+    with module_server(tmp_path_factory.mktemp("query_e2e")) as process:
         yield process
-    finally:
-        process.stop()
 
 
 @pytest.fixture(autouse=True)
@@ -59,12 +54,7 @@ def credentials(server: ServerProcess) -> Credentials:
 
 @pytest.fixture(scope="module")
 def http(server: ServerProcess, credentials: Credentials) -> Iterator[httpx.Client]:
-    with httpx.Client(
-        base_url=server.base_url,
-        timeout=30.0,
-        trust_env=False,
-        headers={"Authorization": f"Bearer {credentials.key}"},
-    ) as client:
+    with api_client(server, credentials) as client:
         yield client
 
 

@@ -137,7 +137,7 @@ class EventsInserter:
 
     def __call__(self, batches: list[Any], token: str) -> None:
         columns: dict[str, list[Any]] = {name: [] for name in EVENT_ARROW_SCHEMA.names}
-        fresh: list[tuple[int, str]] = []
+        fresh: dict[tuple[int, str], None] = {}  # this insert's (project, uuid), in order
         for batch in batches:
             batch = self._without_duplicates(batch, fresh)
             if batch.num_rows:
@@ -156,24 +156,22 @@ class EventsInserter:
         self.stats["events_inserted"] += events.num_rows
         self.stats["merges"] += len(changes.merges)
 
-    def _without_duplicates(self, batch: EventBatch, fresh: list[tuple[int, str]]) -> EventBatch:
+    def _without_duplicates(self, batch: EventBatch, fresh: dict[tuple[int, str], None]) -> EventBatch:
         """``batch`` minus events whose (project, uuid) was stored recently or came earlier in this insert."""
         team = batch.team_id
-        seen = {key for key in fresh}
         keep = []
         for row, event_uuid in enumerate(batch.uuids):
             key = (team, event_uuid)
-            if key in self._recent or key in seen:
+            if key in self._recent or key in fresh:
                 self.stats["duplicates_dropped"] += 1
                 continue
-            seen.add(key)
-            fresh.append(key)
+            fresh[key] = None
             keep.append(row)
         if len(keep) == batch.num_rows:
             return batch
         return _select_rows(batch, keep)
 
-    def _remember(self, keys: list[tuple[int, str]]) -> None:
+    def _remember(self, keys: dict[tuple[int, str], None]) -> None:
         for key in keys:
             self._recent[key] = None
         while len(self._recent) > self.recent_uuids:
