@@ -9,7 +9,6 @@ not stored yet. Merges then move earlier events of merged-away persons (a backgr
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import logging
 from collections import OrderedDict
@@ -31,6 +30,7 @@ log = logging.getLogger(__name__)
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _LOOKUP_CHUNK = 5_000
+_PERSON_FIELDS = ("id", "created_at", "last_seen_at", "properties", "is_identified", "is_deleted", "version")
 _LOOKUP_LIMITS = QueryLimits(max_execution_time=60.0, max_result_rows=1_000_000)
 
 
@@ -54,7 +54,7 @@ class StorePersonSource:
     def __init__(self, store: Store) -> None:
         self.store = store
 
-    def _select(self, team_id: int, table: str, fields: list[str], where: ast.Expr) -> list[list[Any]]:
+    def _select(self, team_id: int, table: str, fields: list[str], where: ast.Expr | None) -> list[list[Any]]:
         node = ast.Select(
             select=tuple(ast.Field(f) for f in fields), from_=ast.JoinExpr(ast.TableRef(table)), where=where
         )
@@ -79,16 +79,28 @@ class StorePersonSource:
         for start in range(0, len(person_ids), _LOOKUP_CHUNK):
             chunk = person_ids[start : start + _LOOKUP_CHUNK]
             where = ast.Compare("in", ast.Field("id"), ast.Constant(chunk))
-            rows = self._select(
-                team_id,
-                "raw_persons",
-                ["id", "created_at", "last_seen_at", "properties", "is_identified", "is_deleted", "version"],
-                where,
-            )
+            rows = self._select(team_id, "raw_persons", list(_PERSON_FIELDS), where)
             for row in rows:
                 person = _person_from_row(team_id, row)
                 out[person.id] = person
         return out
+
+    def count_distinct_ids(self, team_id: int) -> int:
+        node = ast.Select(select=(ast.Call("count", ()),), from_=ast.JoinExpr(ast.TableRef("raw_person_distinct_ids")))
+        sql = print_query(
+            node, team_id=team_id, database=self.store.database, limits=_LOOKUP_LIMITS, tables=EVENT_TABLES
+        )
+        return int(self.store.execute(sql).rows[0][0])
+
+    def all_distinct_ids(self, team_id: int) -> dict[str, Mapping]:
+        rows = self._select(
+            team_id, "raw_person_distinct_ids", ["distinct_id", "person_id", "is_deleted", "version"], None
+        )
+        return {d: Mapping(None if deleted else p, int(v)) for d, p, deleted, v in rows}
+
+    def all_persons(self, team_id: int) -> dict[str, Person]:
+        rows = self._select(team_id, "raw_persons", list(_PERSON_FIELDS), None)
+        return {row[0]: _person_from_row(team_id, row) for row in rows}
 
     def distinct_ids_of(self, team_id: int, person_id: str) -> dict[str, Mapping]:
         where = ast.Compare("=", ast.Field("person_id"), ast.Constant(person_id))
@@ -222,7 +234,7 @@ def _select_rows(batch: EventBatch, keep: list[int]) -> EventBatch:
         out.timestamps.append(batch.timestamps[old])
         out.elements_chains.append(batch.elements_chains[old])
     out.personless = {renumber[r] for r in batch.personless if r in renumber}
-    out.updates = [dataclasses.replace(u, row=renumber[u.row]) for u in batch.updates if u.row in renumber]
+    out.updates = [u._replace(row=renumber[u.row]) for u in batch.updates if u.row in renumber]
     return out
 
 

@@ -128,6 +128,15 @@ class PersonSource(Protocol):
     def distinct_ids_of(self, team_id: int, person_id: str) -> dict[str, Mapping]:
         """Every distinct id currently mapped to ``person_id``."""
 
+    def count_distinct_ids(self, team_id: int) -> int:
+        """How many distinct-id mappings the project has (deleted ones included)."""
+
+    def all_distinct_ids(self, team_id: int) -> dict[str, Mapping]:
+        """Every mapping of the project (deleted ones with no person)."""
+
+    def all_persons(self, team_id: int) -> dict[str, Person]:
+        """Every person of the project, merged-away ones included (flagged deleted)."""
+
 
 @dataclass
 class Stamps:
@@ -161,6 +170,10 @@ class PersonProcessor:
         self._dirty_persons: dict[tuple[int, str], Person] = {}
         self._dirty_mappings: dict[tuple[int, str], Mapping] = {}
         self._merges: list[tuple[int, str, str]] = []
+        # projects whose every mapping and person is in the cache: a miss there means "none", no store read.
+        # A project small enough is loaded whole when first seen; any trim of the cache ends this for all.
+        self._complete: set[int] = set()
+        self._checked: set[int] = set()
         self.stats = {"store_lookups": 0, "persons_created": 0, "merges": 0, "merges_refused": 0}
 
     # --- the writer's interface ------------------------------------------------------------------
@@ -170,6 +183,8 @@ class PersonProcessor:
         self._load(team, batch)
         updates: dict[int, PersonUpdate] = {u.row: u for u in batch.updates}
         stamps = Stamps()
+        # each distinct id's person, resolved once per batch; a link or merge may change any of them
+        resolved: dict[str, Person] = {}
         for row, distinct_id in enumerate(batch.distinct_ids):
             timestamp = batch.timestamps[row]
             if row in batch.personless:
@@ -189,13 +204,16 @@ class PersonProcessor:
             update = updates.get(row)
             if update is not None and update.other_distinct_id is not None:
                 self._link(team, distinct_id, update.other_distinct_id, update.merge_kind, timestamp, batch.uuids[row])
-            person = self._person_for(team, distinct_id, timestamp, batch.uuids[row])
+                resolved.clear()
+            person = resolved.get(distinct_id)
+            if person is None:
+                person = resolved[distinct_id] = self._person_for(team, distinct_id, timestamp, batch.uuids[row])
             if update is not None:
                 self._apply(person, update)
             if person.last_seen_us is None or timestamp > person.last_seen_us:
                 person.last_seen_us = timestamp  # written with the person's next change
             stamps.person_ids.append(person.id)
-            stamps.person_properties.append(person.properties_json())
+            stamps.person_properties.append(person._json or person.properties_json())
             stamps.person_created_at_us.append(person.created_at_us)
             stamps.person_modes.append(MODE_FULL)
         return stamps
@@ -212,13 +230,30 @@ class PersonProcessor:
         for cache in (self._mappings, self._persons, self._absent, self._personless):
             while len(cache) > self.max_cached:
                 cache.popitem(last=False)
+                self._complete.clear()
 
     # --- lookups -----------------------------------------------------------------------------------
+    def _load_project(self, team: int) -> None:
+        """Read a project's whole person state once, if it fits in half the cache."""
+        self._checked.add(team)
+        if self.source.count_distinct_ids(team) > self.max_cached // 2:
+            return
+        for distinct_id, mapping in self.source.all_distinct_ids(team).items():
+            self._mappings[(team, distinct_id)] = mapping
+        for person_id, person in self.source.all_persons(team).items():
+            self._persons[(team, person_id)] = person
+        self._complete.add(team)
+
     def _load(self, team: int, batch: EventBatch) -> None:
+        if team not in self._checked:
+            self._load_project(team)
         wanted = set(batch.distinct_ids)
         wanted.update(u.other_distinct_id for u in batch.updates if u.other_distinct_id is not None)
         missing = [d for d in wanted if (team, d) not in self._mappings]
-        if missing:
+        if missing and team in self._complete:
+            for distinct_id in missing:
+                self._mappings[(team, distinct_id)] = Mapping(None, 0)
+        elif missing:
             self.stats["store_lookups"] += 1
             found = self.source.distinct_ids(team, missing)
             for distinct_id in missing:
@@ -232,6 +267,10 @@ class PersonProcessor:
         # merged away: read those ids in the same query rather than one by one when creating
         derived = {person_uuid(team, d): d for d in wanted if self._mappings[(team, d)].person_id is None}
         unknown = [p for p in derived if (team, p) not in self._persons and (team, p) not in self._absent]
+        if team in self._complete:
+            for person_id in unknown:
+                self._absent[(team, person_id)] = None
+            unknown = []
         person_ids.update(unknown)
         if person_ids:
             loaded = self.source.persons(team, sorted(person_ids))
@@ -316,7 +355,14 @@ class PersonProcessor:
     def _apply(self, person: Person, update: PersonUpdate) -> None:
         props = person.properties
         changed = False
-        for key, value in (update.set_once or {}).items():
+        once, missing = update.set_once, update.set_if_missing
+        # most events only repeat where the person came from: nothing to do once it has every key
+        nothing_new = (once is None or props.keys() >= once.keys()) and (
+            missing is None or props.keys() >= missing.keys()
+        )
+        if update.set is None and update.unset is None and nothing_new:
+            return
+        for key, value in (once or {}).items():
             if key not in props:
                 props[key] = value
                 changed = True
