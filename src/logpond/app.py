@@ -145,12 +145,15 @@ def create_app(settings: Settings, *, services: Services | None = None, with_wri
 
     @app.get("/_health", include_in_schema=False)
     async def health() -> dict[str, Any]:
-        writer = services.writer
+        writer, events = services.writer, services.events_writer
         error = writer.last_error if writer else None
+        events_error = events.last_error if events else None
         return {
-            "status": "degraded" if error else "ok",
+            "status": "degraded" if error or events_error else "ok",
             "queued_rows": writer.queued_rows if writer else 0,
             "writer_error": error,
+            "queued_events": events.queued_rows if events else 0,
+            "events_writer_error": events_error,
         }
 
     app.add_middleware(PathNormaliser)
