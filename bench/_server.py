@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import signal
@@ -10,6 +11,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -78,3 +80,28 @@ class Server:
             self.proc.kill()
             self.proc.wait()
         self.proc = None
+
+
+def post_all(port: int, path: str, headers: dict[str, str], bodies: list[bytes], start_at: float, out: Any) -> None:
+    """A sender process: from ``start_at``, POST each body in turn (retrying after 429/503 as told), then
+    put (ack latencies, retries, end time) on ``out``."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+    latencies: list[float] = []
+    retries = 0
+    while time.time() < start_at:
+        time.sleep(0.001)
+    for body in bodies:
+        while True:
+            t0 = time.perf_counter()
+            conn.request("POST", path, body=body, headers=headers)
+            response = conn.getresponse()
+            response.read()
+            if response.status in (429, 503):
+                retries += 1
+                time.sleep(float(response.getheader("Retry-After", "1")))
+                continue
+            if response.status != 200:
+                raise RuntimeError(f"unexpected status {response.status}")
+            latencies.append(time.perf_counter() - t0)
+            break
+    out.put((latencies, retries, time.time()))

@@ -18,7 +18,6 @@ ClickHouse's own generator, since capturing 10 million through HTTP would only r
 from __future__ import annotations
 
 import argparse
-import http.client
 import multiprocessing as mp
 import random
 import shutil
@@ -35,7 +34,7 @@ from urllib.parse import urlencode
 import httpx
 import orjson
 
-from bench._server import Server, cli_json
+from bench._server import Server, cli_json, post_all
 
 _BROWSERS = ["Chrome", "Firefox", "Safari", "Edge"]
 _OSES = ["Mac OS X", "Windows", "Linux", "iOS", "Android"]
@@ -92,30 +91,6 @@ def _bodies(token: str, events: int, batch: int, seed: int) -> list[bytes]:
     return out
 
 
-def _sender(port: int, bodies: list[bytes], start_at: float, out: Any) -> None:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
-    headers = {"Content-Type": "application/json", "User-Agent": "posthog-python/7.91.1"}
-    latencies: list[float] = []
-    retries = 0
-    while time.time() < start_at:
-        time.sleep(0.001)
-    for body in bodies:
-        while True:
-            t0 = time.perf_counter()
-            conn.request("POST", "/batch/", body=body, headers=headers)
-            response = conn.getresponse()
-            response.read()
-            if response.status in (429, 503):
-                retries += 1
-                time.sleep(float(response.getheader("Retry-After", "1")))
-                continue
-            if response.status != 200:
-                raise RuntimeError(f"unexpected status {response.status}")
-            latencies.append(time.perf_counter() - t0)
-            break
-    out.put((latencies, retries, time.time()))
-
-
 def _count(client: httpx.Client) -> int:
     body = {"query": {"kind": "HogQLQuery", "query": "SELECT count() FROM events"}}
     response = client.post("/api/projects/1/query/", json=body)
@@ -139,7 +114,11 @@ def capture(args: argparse.Namespace) -> None:
         out: mp.Queue[Any] = mp.Queue()
         start_at = time.time() + 1.0
         shares = [bodies[i :: args.senders] for i in range(args.senders)]
-        procs = [mp.Process(target=_sender, args=(server.port, share, start_at, out)) for share in shares]
+        headers = {"Content-Type": "application/json", "User-Agent": "posthog-python/7.91.1"}
+        procs = [
+            mp.Process(target=post_all, args=(server.port, "/batch/", headers, share, start_at, out))
+            for share in shares
+        ]
         for p in procs:
             p.start()
         results = [out.get() for _ in procs]

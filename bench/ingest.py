@@ -12,7 +12,6 @@ bytes on disk per log after the server stops and the table is merged (OPTIMIZE F
 from __future__ import annotations
 
 import argparse
-import http.client
 import multiprocessing as mp
 import shutil
 import statistics
@@ -23,31 +22,7 @@ from typing import Any
 
 import httpx
 
-from bench._server import Server, cli_json
-
-
-def _sender(port: int, token: str, bodies: list[bytes], start_at: float, out: Any) -> None:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
-    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/x-protobuf"}
-    latencies: list[float] = []
-    retries = 0
-    while time.time() < start_at:
-        time.sleep(0.001)
-    for body in bodies:
-        while True:
-            t0 = time.perf_counter()
-            conn.request("POST", "/i/v1/logs", body=body, headers=headers)
-            response = conn.getresponse()
-            response.read()
-            if response.status in (429, 503):
-                retries += 1
-                time.sleep(float(response.getheader("Retry-After", "1")))
-                continue
-            if response.status != 200:
-                raise RuntimeError(f"unexpected status {response.status}")
-            latencies.append(time.perf_counter() - t0)
-            break
-    out.put((latencies, retries, time.time()))
+from bench._server import Server, cli_json, post_all
 
 
 def main() -> None:
@@ -77,7 +52,11 @@ def main() -> None:
         out: mp.Queue[Any] = mp.Queue()
         start_at = time.time() + 1.0
         shares = [bodies[i :: args.senders] for i in range(args.senders)]
-        procs = [mp.Process(target=_sender, args=(server.port, token, share, start_at, out)) for share in shares]
+        headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/x-protobuf"}
+        procs = [
+            mp.Process(target=post_all, args=(server.port, "/i/v1/logs", headers, share, start_at, out))
+            for share in shares
+        ]
         for p in procs:
             p.start()
         results = [out.get() for _ in procs]

@@ -76,22 +76,44 @@ def build_services(
     )
 
 
+def logs_writer(services: Services) -> DurableWriter:
+    """The writer of OTLP logs: its WAL under ``wal/``, rows inserted as decoded."""
+    settings = services.settings
+    return _writer(
+        services,
+        settings.wal_dir,
+        lambda record: decode_wal_record(record, max_decompressed_bytes=settings.max_decompressed_bytes),
+        queue_max_rows=settings.writer_queue_max_rows,
+        batch_max_rows=settings.writer_batch_max_rows,
+    )
+
+
 def events_writer(services: Services) -> DurableWriter:
     """The writer of captured events: its own WAL, person processing in its insert step."""
     settings = services.settings
-    return DurableWriter(
-        services.store,
+    return _writer(
+        services,
         settings.events_wal_dir,
         lambda record: decode_capture_record(record, max_decompressed_bytes=settings.max_decompressed_bytes),
         queue_max_rows=settings.events_writer_queue_max_rows,
         batch_max_rows=settings.events_writer_batch_max_rows,
-        flush_interval=settings.writer_flush_interval_ms / 1000,
-        fsync=settings.wal_fsync,
-        segment_max_bytes=settings.wal_segment_max_bytes,
         inserter=EventsInserter(
             services.store, person_cache=settings.person_cache_size, recent_uuids=settings.capture_recent_uuids
         ),
         name="logpond-events-writer",
+    )
+
+
+def _writer(services: Services, wal_dir: Any, decoder: Any, **options: Any) -> DurableWriter:
+    settings = services.settings
+    return DurableWriter(
+        services.store,
+        wal_dir,
+        decoder,
+        flush_interval=settings.writer_flush_interval_ms / 1000,
+        fsync=settings.wal_fsync,
+        segment_max_bytes=settings.wal_segment_max_bytes,
+        **options,
     )
 
 
@@ -104,16 +126,7 @@ def create_app(settings: Settings, *, services: Services | None = None, with_wri
         if settings.hogql_parse_warm_up and services.hogql_parser is not None:
             threading.Thread(target=services.hogql_parser.warm_up, name="hogql-parser-start", daemon=True).start()
         if with_writer and services.writer is None:
-            services.writer = DurableWriter(
-                services.store,
-                settings.wal_dir,
-                lambda record: decode_wal_record(record, max_decompressed_bytes=settings.max_decompressed_bytes),
-                queue_max_rows=settings.writer_queue_max_rows,
-                batch_max_rows=settings.writer_batch_max_rows,
-                flush_interval=settings.writer_flush_interval_ms / 1000,
-                fsync=settings.wal_fsync,
-                segment_max_bytes=settings.wal_segment_max_bytes,
-            )
+            services.writer = logs_writer(services)
             services.writer.start()
         if with_writer and services.events_writer is None:
             services.events_writer = events_writer(services)
