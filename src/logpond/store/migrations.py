@@ -247,7 +247,10 @@ CREATE TABLE IF NOT EXISTS {db}.events
     person_mode LowCardinality(String),
     `$session_id` String MATERIALIZED JSONExtractString(properties, '$session_id'),
     `$window_id` String MATERIALIZED JSONExtractString(properties, '$window_id'),
-    _inserted_at DateTime64(6, 'UTC') DEFAULT now64(6)
+    _inserted_at DateTime64(6, 'UTC') DEFAULT now64(6),
+    -- one person's events are spread over every hour: these let ClickHouse skip the granules without them
+    INDEX distinct_id_bloom distinct_id TYPE bloom_filter(0.01) GRANULARITY 1,
+    INDEX person_id_bloom person_id TYPE bloom_filter(0.01) GRANULARITY 1
 )
 ENGINE = ReplacingMergeTree(_inserted_at)
 PARTITION BY toYYYYMM(timestamp)
