@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _LOOKUP_CHUNK = 5_000
+_SEED_WINDOW = dt.timedelta(hours=1)
 _PERSON_FIELDS = ("id", "created_at", "last_seen_at", "properties", "is_identified", "is_deleted", "version")
 _LOOKUP_LIMITS = QueryLimits(max_execution_time=60.0, max_result_rows=1_000_000)
 
@@ -145,6 +146,7 @@ class EventsInserter:
         self.persons = PersonProcessor(StorePersonSource(store), max_cached=person_cache)
         self.recent_uuids = recent_uuids
         self._recent: OrderedDict[tuple[int, str], None] = OrderedDict()
+        self._seeded: set[int] = set()  # projects whose recent uuids were read from the store this run
         self.stats = {"duplicates_dropped": 0, "events_inserted": 0, "merges": 0}
 
     def __call__(self, batches: list[Any], token: str) -> None:
@@ -168,9 +170,35 @@ class EventsInserter:
         self.stats["events_inserted"] += events.num_rows
         self.stats["merges"] += len(changes.merges)
 
+    def _seed(self, team: int) -> None:
+        """Remember the project's last stored uuids, once per run: an SDK that timed out before a restart
+        retries its batch after it, and that batch is already stored."""
+        self._seeded.add(team)
+        since = dt.datetime.now(dt.UTC) - _SEED_WINDOW
+        node = ast.Select(
+            select=(ast.Field("uuid"),),
+            from_=ast.JoinExpr(ast.TableRef("events")),
+            where=ast.And(
+                (
+                    ast.Compare(">", ast.Field("created_at"), ast.Constant(since)),
+                    # retried events were captured recently, so their timestamps are recent too (unless
+                    # the sender backdates them): this bound lets ClickHouse read a few partitions' hours
+                    ast.Compare(">", ast.Field("timestamp"), ast.Constant(since - _SEED_WINDOW)),
+                )
+            ),
+            order_by=(ast.OrderExpr(ast.Field("created_at"), "DESC"),),
+            limit=self.recent_uuids,
+        )
+        sql = print_query(
+            node, team_id=team, database=self.store.database, limits=_LOOKUP_LIMITS, tables=EVENT_TABLES
+        )
+        self._remember({(team, row[0]): None for row in reversed(self.store.execute(sql).rows)})
+
     def _without_duplicates(self, batch: EventBatch, fresh: dict[tuple[int, str], None]) -> EventBatch:
         """``batch`` minus events whose (project, uuid) was stored recently or came earlier in this insert."""
         team = batch.team_id
+        if team not in self._seeded:
+            self._seed(team)
         keep = []
         for row, event_uuid in enumerate(batch.uuids):
             key = (team, event_uuid)
