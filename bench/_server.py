@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import http.client
 import json
+import multiprocessing as mp
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -105,3 +107,31 @@ def post_all(port: int, path: str, headers: dict[str, str], bodies: list[bytes],
             latencies.append(time.perf_counter() - t0)
             break
     out.put((latencies, retries, time.time()))
+
+
+@dataclass
+class SendResult:
+    wall: float  # seconds from the common start to the last acknowledgement
+    last_ack: float  # wall-clock time of the last acknowledgement
+    latencies: list[float]  # sorted
+    retries: int
+
+
+def send_in_parallel(port: int, path: str, headers: dict[str, str], bodies: list[bytes], senders: int) -> SendResult:
+    """Split ``bodies`` over ``senders`` processes that start together and POST them to ``path``."""
+    out: mp.Queue[Any] = mp.Queue()
+    start_at = time.time() + 1.0
+    shares = [bodies[i::senders] for i in range(senders)]
+    procs = [mp.Process(target=post_all, args=(port, path, headers, share, start_at, out)) for share in shares]
+    for p in procs:
+        p.start()
+    results = [out.get() for _ in procs]
+    for p in procs:
+        p.join()
+    last_ack = max(r[2] for r in results)
+    return SendResult(
+        wall=last_ack - start_at,
+        last_ack=last_ack,
+        latencies=sorted(lat for r in results for lat in r[0]),
+        retries=sum(r[1] for r in results),
+    )

@@ -18,7 +18,6 @@ ClickHouse's own generator, since capturing 10 million through HTTP would only r
 from __future__ import annotations
 
 import argparse
-import multiprocessing as mp
 import random
 import shutil
 import statistics
@@ -34,7 +33,7 @@ from urllib.parse import urlencode
 import httpx
 import orjson
 
-from bench._server import Server, cli_json, post_all
+from bench._server import Server, cli_json, send_in_parallel
 
 _BROWSERS = ["Chrome", "Firefox", "Safari", "Edge"]
 _OSES = ["Mac OS X", "Windows", "Linux", "iOS", "Android"]
@@ -111,23 +110,9 @@ def capture(args: argparse.Namespace) -> None:
         bodies = _bodies(token, args.events, args.batch, seed=1)
         size = sum(map(len, bodies)) / args.events
         print(f"prepared {len(bodies)} requests ({size:.0f} JSON bytes/event) in {time.perf_counter() - t0:.1f} s")
-        out: mp.Queue[Any] = mp.Queue()
-        start_at = time.time() + 1.0
-        shares = [bodies[i :: args.senders] for i in range(args.senders)]
         headers = {"Content-Type": "application/json", "User-Agent": "posthog-python/7.91.1"}
-        procs = [
-            mp.Process(target=post_all, args=(server.port, "/batch/", headers, share, start_at, out))
-            for share in shares
-        ]
-        for p in procs:
-            p.start()
-        results = [out.get() for _ in procs]
-        for p in procs:
-            p.join()
-        wall = max(r[2] for r in results) - start_at
-        last_ack = max(r[2] for r in results)
-        latencies = sorted(lat for r in results for lat in r[0])
-        retries = sum(r[1] for r in results)
+        sent = send_in_parallel(server.port, "/batch/", headers, bodies, args.senders)
+        wall, last_ack, latencies, retries = sent.wall, sent.last_ack, sent.latencies, sent.retries
         count = 0
         with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {key}"}, timeout=120) as client:
             deadline = time.monotonic() + 600
@@ -237,7 +222,7 @@ def page(args: argparse.Namespace) -> None:
                 f"timestamp > toDateTime('{mid['timestamp']}') OR "
                 f"(timestamp = toDateTime('{mid['timestamp']}') AND uuid > toUUID('{mid['id']}'))"
             )
-            shapes = {
+            shapes: dict[str, dict[str, Any] | None] = {
                 "newest 1000 (default)": {"limit": 1000},
                 "newest 1000, event=purchase": {"limit": 1000, "event": "purchase"},
                 "newest 1000, include_person": {"limit": 1000, "include_person": "true"},

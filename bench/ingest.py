@@ -12,17 +12,15 @@ bytes on disk per log after the server stops and the table is merged (OPTIMIZE F
 from __future__ import annotations
 
 import argparse
-import multiprocessing as mp
 import shutil
 import statistics
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 import httpx
 
-from bench._server import Server, cli_json, post_all
+from bench._server import Server, cli_json, send_in_parallel
 
 
 def main() -> None:
@@ -49,22 +47,9 @@ def main() -> None:
     try:
         token = cli_json(data_dir, "projects", "list")[0]["api_token"]  # type: ignore[index]
         key = cli_json(data_dir, "keys", "create", "--scopes", "logs:read")["key"]  # type: ignore[index]
-        out: mp.Queue[Any] = mp.Queue()
-        start_at = time.time() + 1.0
-        shares = [bodies[i :: args.senders] for i in range(args.senders)]
         headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/x-protobuf"}
-        procs = [
-            mp.Process(target=post_all, args=(server.port, "/i/v1/logs", headers, share, start_at, out))
-            for share in shares
-        ]
-        for p in procs:
-            p.start()
-        results = [out.get() for _ in procs]
-        for p in procs:
-            p.join()
-        wall = max(r[2] for r in results) - start_at
-        latencies = sorted(lat for r in results for lat in r[0])
-        retries = sum(r[1] for r in results)
+        sent = send_in_parallel(server.port, "/i/v1/logs", headers, bodies, args.senders)
+        wall, latencies, retries = sent.wall, sent.latencies, sent.retries
         rss = server.peak_rss_bytes()
 
         # time until every acknowledged log is queryable
@@ -78,7 +63,7 @@ def main() -> None:
                 if count >= args.logs:
                     break
                 time.sleep(0.2)
-        visible_after = max(r[2] for r in results)
+        visible_after = sent.last_ack
         visible_delay = time.time() - visible_after
         rss = max(rss, server.peak_rss_bytes())
     finally:
