@@ -336,3 +336,15 @@ def api_client(server: ServerProcess, credentials: Credentials) -> Iterator[http
     headers = {"Authorization": f"Bearer {credentials.key}"}
     with httpx.Client(base_url=server.base_url, timeout=30.0, trust_env=False, headers=headers) as client:
         yield client
+
+
+@dataclass(frozen=True)
+class Project:
+    id: int
+    token: str
+
+
+def new_project(server: ServerProcess, name: str) -> Project:
+    """A fresh project of a running server (through the CLI), so a test's counts are about its own events."""
+    created = server.cli_json("projects", "create", name[:100])
+    return Project(id=int(created["id"]), token=created["api_token"])

@@ -23,7 +23,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e._server import Credentials, ServerProcess, module_server
+from tests.e2e._server import Credentials, Project, ServerProcess, module_server, new_project
 
 WAIT_S = 20.0  # bound on every "until the server shows it" loop
 PERSON_NAMESPACE = uuid.UUID("932979b4-65c3-4424-8467-0b66ec27bc22")  # PostHog's person-id namespace
@@ -57,17 +57,9 @@ def credentials(server: ServerProcess) -> Credentials:
     return server.credentials()
 
 
-@dataclass(frozen=True)
-class Project:
-    id: int
-    token: str
-
-
 @pytest.fixture
 def project(server: ServerProcess, request: pytest.FixtureRequest) -> Project:
-    """A fresh project of the module's server, so every count in a test is about that test's events."""
-    created = server.cli_json("projects", "create", f"durability {request.node.name}"[:100])
-    return Project(id=int(created["id"]), token=created["api_token"])
+    return new_project(server, f"durability {request.node.name}")
 
 
 # --- sending -------------------------------------------------------------------------------------------

@@ -33,7 +33,7 @@ from posthog import Posthog
 from posthog.request import APIError
 from posthog.version import VERSION
 
-from tests.e2e._server import HOST, Credentials, ServerProcess, api_client, module_server
+from tests.e2e._server import HOST, Credentials, Project, ServerProcess, api_client, module_server, new_project
 
 WAIT_S = 15.0  # bound on every "until the server shows it" loop
 PERSON_NAMESPACE = uuid.UUID("932979b4-65c3-4424-8467-0b66ec27bc22")  # PostHog's person-id namespace
@@ -71,17 +71,9 @@ def http(server: ServerProcess, credentials: Credentials) -> Iterator[httpx.Clie
         yield client
 
 
-@dataclass(frozen=True)
-class Project:
-    id: int
-    token: str
-
-
 @pytest.fixture
 def project(server: ServerProcess, request: pytest.FixtureRequest) -> Project:
-    """A fresh project of the running server, so every count in a test is about that test's events."""
-    created = server.cli_json("projects", "create", f"sdk {request.node.name}"[:100])
-    return Project(id=int(created["id"]), token=created["api_token"])
+    return new_project(server, f"sdk {request.node.name}")
 
 
 # --- the SDK and a tap on its HTTP traffic -------------------------------------------------------------
