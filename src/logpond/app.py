@@ -17,7 +17,7 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from logpond import __version__
-from logpond.api import capture, events, exports, ingest_logs, logs, logs_explore, projects, query
+from logpond.api import alerts, capture, events, exports, ingest_logs, logs, logs_explore, projects, query
 from logpond.api.auth import TTLCache
 from logpond.api.errors import install_error_handlers
 from logpond.config import Settings
@@ -155,6 +155,7 @@ def create_app(settings: Settings, *, services: Services | None = None, with_wri
     app.include_router(projects.router)
     app.include_router(query.router)
     app.include_router(events.router)
+    app.include_router(alerts.router)
 
     @app.get("/_health", include_in_schema=False)
     async def health() -> dict[str, Any]:
