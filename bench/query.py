@@ -9,7 +9,7 @@ through ``POST /api/projects/1/query/`` with a personal API key; (c) the same pr
 directly on chDB (``store.execute``), with the server stopped, to show what the API adds.
 
     .venv/bin/python -m bench.query                  # 10,000,000 logs (generated once into .bench/query-data)
-    .venv/bin/python -m bench.query --only hogql     # the HogQL part only
+    .venv/bin/python -m bench.query --only hogql     # the HogQL part only (also: --only logs, --only alerts)
     .venv/bin/python -m bench.query --logs 1000000 --runs 10
 
 The data is written straight into the store by ``logpond demo`` (once; later runs reuse it), then a real
@@ -169,6 +169,46 @@ def logs_api(args: argparse.Namespace, end: dt.datetime) -> None:
                     if i:
                         timings.append(elapsed * 1000)
                 print(f"{name:<52} {statistics.median(timings):>8.1f} {percentile(timings, 0.95):>8.1f} {rows:>7}")
+    finally:
+        server.stop()
+
+
+def alerts_simulate(args: argparse.Namespace) -> None:
+    """``logs/alerts/simulate/`` over the last 7 days (2,016 checks), for rules the rollup answers and one
+    whose attribute filter reads the logs."""
+    rules: list[tuple[str, dict[str, Any]]] = [
+        ("errors of one service", {"severityLevels": ["error"], "serviceNames": ["checkout"]}),
+        ("all errors, 3 of 5 windows, 30-minute cooldown", {"severityLevels": ["error"]}),
+        (
+            "attribute filter http.status_code=503 (reads logs)",
+            {
+                "filterGroup": [
+                    {"key": "http.status_code", "value": "503", "operator": "exact", "type": "log_attribute"}
+                ]
+            },
+        ),
+    ]
+    server = Server(args.data_dir)
+    server.start()
+    try:
+        key = cli_json(args.data_dir, "keys", "create", "--scopes", "logs:read")["key"]  # type: ignore[index]
+        with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {key}"}, timeout=120) as client:
+            print(f"\n{'alert simulate, 7 days':<52} {'p50 ms':>8} {'p95 ms':>8} {'fires':>7}")
+            for name, filters in rules:
+                body: dict[str, Any] = {"filters": filters, "threshold_count": 500, "date_from": "-7d"}
+                if "3 of 5" in name:
+                    body |= {"evaluation_periods": 5, "datapoints_to_alarm": 3, "cooldown_minutes": 30}
+                timings = []
+                fires = 0
+                for i in range(args.runs + 1):
+                    t0 = time.perf_counter()
+                    response = client.post("/api/projects/1/logs/alerts/simulate/", json=body)
+                    elapsed = time.perf_counter() - t0
+                    response.raise_for_status()
+                    fires = response.json()["fire_count"]
+                    if i:
+                        timings.append(elapsed * 1000)
+                print(f"{name:<52} {statistics.median(timings):>8.1f} {percentile(timings, 0.95):>8.1f} {fires:>7}")
     finally:
         server.stop()
 
@@ -384,7 +424,9 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--compile-runs", type=int, default=200, help="runs per HogQL compile figure")
     parser.add_argument("--rounds", type=int, default=3, help="alternations of HTTP and direct chDB runs (HogQL)")
-    parser.add_argument("--only", choices=("logs", "hogql"), help="run only the Logs API or only the HogQL part")
+    parser.add_argument(
+        "--only", choices=("logs", "hogql", "alerts"), help="run only the Logs API, the HogQL or the alerts part"
+    )
     parser.add_argument("--data-dir", type=Path, default=Path(".bench/query-data"))
     parser.add_argument("--direct", action="store_true", help=argparse.SUPPRESS)  # one round of (c), as JSON
     args = parser.parse_args()
@@ -394,9 +436,11 @@ def main() -> None:
         print(json.dumps(hogql_direct(args.data_dir, end, args.runs)))
         return
     print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())} ({os.cpu_count()} cores)\n")
-    if args.only != "hogql":
+    if args.only in (None, "logs"):
         logs_api(args, end)
-    if args.only != "logs":
+    if args.only in (None, "alerts"):
+        alerts_simulate(args)
+    if args.only in (None, "hogql"):
         hogql_compile(end, args.compile_runs)
         hogql_end_to_end(args.data_dir, end, args.runs, args.rounds)
     print(f"load average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")

@@ -297,10 +297,18 @@ class LogpondClient:
         raise AssertionError(f"cursor walk did not end within {max_pages} pages")
 
     def wait_for_count(self, query: dict[str, Any], expected: int, timeout: float = 10.0) -> int:
-        """Poll ``count`` until it reaches ``expected`` (bounded); return the last count seen."""
+        """Poll ``count`` until it reaches ``expected`` and the writer has finished its insert (bounded);
+        return the last count seen.
+
+        ``count`` reads the per-minute rollup, which an insert's materialized view can commit a moment
+        before the insert's own part of the logs table; a search only returns logs whose insert has
+        finished (its live checkpoint), so a test that searches next waits for the writer too.
+        """
         deadline = time.monotonic() + timeout
         seen = self.count(query)
-        while seen < expected and time.monotonic() < deadline:
+        while time.monotonic() < deadline:
+            if seen >= expected and self.http.get("/_health").json()["queued_rows"] == 0:
+                break
             time.sleep(0.1)
             seen = self.count(query)
         return seen
