@@ -189,9 +189,7 @@ class EventsInserter:
             order_by=(ast.OrderExpr(ast.Field("created_at"), "DESC"),),
             limit=self.recent_uuids,
         )
-        sql = print_query(
-            node, team_id=team, database=self.store.database, limits=_LOOKUP_LIMITS, tables=EVENT_TABLES
-        )
+        sql = print_query(node, team_id=team, database=self.store.database, limits=_LOOKUP_LIMITS, tables=EVENT_TABLES)
         self._remember({(team, row[0]): None for row in reversed(self.store.execute(sql).rows)})
 
     def _without_duplicates(self, batch: EventBatch, fresh: dict[tuple[int, str], None]) -> EventBatch:
