@@ -20,6 +20,7 @@ from sqlalchemy import Engine, delete, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from logpond.meta.alerts import AlertsRepo
 from logpond.meta.engine import WRITE_OPTIONS, create_meta_engine
 from logpond.meta.errors import ConflictError, NotFoundError
 from logpond.meta.migrate import upgrade_to_head
@@ -93,6 +94,7 @@ class MetaDB:
         self._scrypt = scrypt
         self._read_sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._write_sessions = sessionmaker(self.engine.execution_options(**WRITE_OPTIONS), expire_on_commit=False)
+        self.alerts = AlertsRepo(self)
 
     # --- lifecycle ---------------------------------------------------------------------------------------
 

@@ -16,6 +16,7 @@ from sqlalchemy import (
     DateTime,
     Dialect,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     SmallInteger,
@@ -161,3 +162,76 @@ class ExportedAssetRow(Base):
     exception: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime]
     expires_after: Mapped[datetime | None] = mapped_column(index=True)
+
+
+class LogsAlertRow(Base):
+    """A log alert (PostHog's LogsAlertConfiguration): its rule, its runtime state and the scheduler's claim."""
+
+    __tablename__ = "logs_alerts"
+
+    id: Mapped[str] = mapped_column(String(UUID_LENGTH), primary_key=True)
+    team_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(255))
+    enabled: Mapped[bool] = mapped_column(Boolean)
+    # {"severityLevels": [...], "serviceNames": [...], "filterGroup": {...}}
+    filters: Mapped[dict[str, Any]] = mapped_column(JSON(none_as_null=True))
+    threshold_count: Mapped[int] = mapped_column(Integer)
+    threshold_operator: Mapped[str] = mapped_column(String(8))
+    window_minutes: Mapped[int] = mapped_column(SmallInteger)
+    check_interval_minutes: Mapped[int] = mapped_column(SmallInteger)
+    evaluation_periods: Mapped[int] = mapped_column(SmallInteger)
+    datapoints_to_alarm: Mapped[int] = mapped_column(SmallInteger)
+    cooldown_minutes: Mapped[int] = mapped_column(Integer)
+    snooze_until: Mapped[datetime | None]
+    # {"blocked_windows": [{"start": "HH:MM", "end": "HH:MM"}]} in the project's time zone
+    schedule_restriction: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
+    state: Mapped[str] = mapped_column(String(20))
+    # the scheduler's due query reads (enabled, next_check_at)
+    next_check_at: Mapped[datetime | None] = mapped_column(index=True)
+    last_notified_at: Mapped[datetime | None]
+    last_checked_at: Mapped[datetime | None]
+    first_enabled_at: Mapped[datetime | None]
+    consecutive_failures: Mapped[int] = mapped_column(Integer)
+    last_error_message: Mapped[str | None] = mapped_column(Text)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    # Set while one scheduler checks the alert: no other claims it before claimed_until, and its result is
+    # written only if the token still matches (an API update in between clears it, and wins).
+    claim_token: Mapped[str | None] = mapped_column(String(UUID_LENGTH))
+    claimed_until: Mapped[datetime | None]
+
+
+class LogsAlertEventRow(Base):
+    """One entry of an alert's history (PostHog's LogsAlertEvent)."""
+
+    __tablename__ = "logs_alert_events"
+    __table_args__ = (Index("ix_logs_alert_events_alert_id_created_at", "alert_id", "created_at"),)
+
+    id: Mapped[str] = mapped_column(String(UUID_LENGTH), primary_key=True)
+    alert_id: Mapped[str] = mapped_column(ForeignKey("logs_alerts.id", ondelete="CASCADE"))
+    team_id: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(index=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    state_before: Mapped[str] = mapped_column(String(20))
+    state_after: Mapped[str] = mapped_column(String(20))
+    threshold_breached: Mapped[bool] = mapped_column(Boolean)
+    result_count: Mapped[int | None] = mapped_column(Integer)
+    error_message: Mapped[str | None] = mapped_column(Text)
+    query_duration_ms: Mapped[int | None] = mapped_column(Integer)
+
+
+class LogsAlertDestinationRow(Base):
+    """Where one kind of notification of an alert goes (PostHog keeps one HogFunction per kind)."""
+
+    __tablename__ = "logs_alert_destinations"
+
+    id: Mapped[str] = mapped_column(String(UUID_LENGTH), primary_key=True)
+    alert_id: Mapped[str] = mapped_column(ForeignKey("logs_alerts.id", ondelete="CASCADE"), index=True)
+    team_id: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(16))  # firing | resolved | broken | errored
+    destination_type: Mapped[str] = mapped_column(String(16))  # webhook | slack | teams
+    # URLs, and the secrets delivery needs (the webhook signing secret, a Slack bot token): kept in the
+    # clear because sending needs them, never returned by the API
+    config: Mapped[dict[str, Any]] = mapped_column(JSON(none_as_null=True))
+    created_at: Mapped[datetime]

@@ -122,3 +122,73 @@ class ExportedAsset:
     @property
     def has_content(self) -> bool:
         return self.content_location is not None
+
+
+@dataclass(frozen=True, slots=True)
+class LogsAlert:
+    """A log alert as stored: the rule (``filters``, thresholds, windows), its state and its schedule."""
+
+    id: str
+    team_id: int
+    name: str
+    enabled: bool
+    filters: Mapping[str, Any]
+    threshold_count: int
+    threshold_operator: str
+    window_minutes: int
+    check_interval_minutes: int
+    evaluation_periods: int
+    datapoints_to_alarm: int
+    cooldown_minutes: int
+    snooze_until: datetime | None
+    schedule_restriction: Mapping[str, Any] | None
+    state: str
+    next_check_at: datetime | None
+    last_notified_at: datetime | None
+    last_checked_at: datetime | None
+    first_enabled_at: datetime | None
+    consecutive_failures: int
+    last_error_message: str | None
+    created_by_id: int | None
+    created_at: datetime
+    updated_at: datetime
+    claim_token: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LogsAlertEvent:
+    """One entry of an alert's history: a check that changed the state or failed, or a change by a user."""
+
+    id: str
+    alert_id: str
+    created_at: datetime
+    kind: str
+    state_before: str
+    state_after: str
+    threshold_breached: bool
+    result_count: int | None
+    error_message: str | None
+    query_duration_ms: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class LogsAlertDestination:
+    """Where one kind of an alert's notifications is sent; ``config`` holds secrets, keep it server-side."""
+
+    id: str
+    alert_id: str
+    kind: str
+    destination_type: str
+    config: Mapping[str, Any]
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class AlertCheckResult:
+    """What one check of a claimed alert changes: column values (``state``, ``next_check_at``, ...) and the
+    history entry to add (the column values of a ``logs_alert_events`` row, without ids), if any."""
+
+    alert_id: str
+    claim_token: str
+    values: Mapping[str, Any]
+    event: Mapping[str, Any] | None = None
