@@ -86,6 +86,9 @@ def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
         "api_read_rate_limit_per_minute": 0,
         "api_read_rate_limit_per_hour": 0,
         "hogql_parse_warm_up": False,
+        # alert tests tick the scheduler themselves, with a clock they move
+        "alerts_scheduler": False,
+        "alerts_allow_http_loopback": True,
         **overrides,
     }
     return Settings(data_dir=tmp_path / "data", **values)

@@ -131,12 +131,20 @@ def create_app(settings: Settings, *, services: Services | None = None, with_wri
         if with_writer and services.events_writer is None:
             services.events_writer = events_writer(services)
             services.events_writer.start()
+        if settings.alerts_scheduler and services.alert_scheduler is None:
+            from logpond.alerts.scheduler import AlertScheduler
+
+            services.alert_scheduler = AlertScheduler(services)
+            services.alert_scheduler.start()
         try:
             yield
         finally:
             assert services.hogql_parser is not None
             services.hogql_parser.close()
             services.stop_decode_pool()
+            if services.alert_scheduler is not None:
+                services.alert_scheduler.stop()
+                services.alert_scheduler = None
             if services.writer is not None:
                 services.writer.stop()
                 services.writer = None
@@ -159,15 +167,17 @@ def create_app(settings: Settings, *, services: Services | None = None, with_wri
 
     @app.get("/_health", include_in_schema=False)
     async def health() -> dict[str, Any]:
-        writer, events = services.writer, services.events_writer
+        writer, events, scheduler = services.writer, services.events_writer, services.alert_scheduler
         error = writer.last_error if writer else None
         events_error = events.last_error if events else None
+        alerts_error = scheduler.last_error if scheduler else None
         return {
-            "status": "degraded" if error or events_error else "ok",
+            "status": "degraded" if error or events_error or alerts_error else "ok",
             "queued_rows": writer.queued_rows if writer else 0,
             "writer_error": error,
             "queued_events": events.queued_rows if events else 0,
             "events_writer_error": events_error,
+            "alert_scheduler_error": alerts_error,
         }
 
     app.add_middleware(PathNormaliser)

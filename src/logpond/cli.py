@@ -23,6 +23,8 @@ keys_app = typer.Typer(help="Personal API keys.", no_args_is_help=True)
 projects_app = typer.Typer(help="Projects (PostHog teams).", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 app.add_typer(projects_app, name="projects")
+alerts_app = typer.Typer(help="Log alerts.", no_args_is_help=True)
+app.add_typer(alerts_app, name="alerts")
 
 DataDir = Annotated[
     Path | None, typer.Option("--data-dir", help="Data directory [env: LOGPOND_DATA_DIR; default ./.logpond]")
@@ -279,6 +281,202 @@ def query(
         typer.echo(f"logpond: more rows exist than the {len(rows)} shown; add a LIMIT or aggregate", err=True)
 
 
+@alerts_app.command("list")
+def alerts_list(
+    project: Annotated[int | None, typer.Option(help="Only this project's alerts [default: every project]")] = None,
+    data_dir: DataDir = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """List alerts with their state and schedule (reads the metadata only; works while the server runs)."""
+    settings = _settings(data_dir)
+    meta = _meta(settings)
+    _ensure_installation(meta, settings)
+    alerts = meta.alerts.list_all(project)
+    destinations = meta.alerts.destinations([a.id for a in alerts])
+    rows = [
+        {
+            "id": a.id,
+            "project": a.team_id,
+            "name": a.name,
+            "enabled": a.enabled,
+            "state": a.state,
+            "rule": f"{a.threshold_operator} {a.threshold_count} in {a.window_minutes}m, "
+            f"{a.datapoints_to_alarm} of {a.evaluation_periods}",
+            "filters": dict(a.filters),
+            "next_check_at": a.next_check_at.isoformat() if a.next_check_at else None,
+            "last_checked_at": a.last_checked_at.isoformat() if a.last_checked_at else None,
+            "consecutive_failures": a.consecutive_failures,
+            "last_error_message": a.last_error_message,
+            "destinations": sorted({d.destination_type for d in destinations[a.id]}),
+        }
+        for a in alerts
+    ]
+    if as_json:
+        typer.echo(json.dumps(rows))
+        return
+    columns = ["id", "project", "name", "enabled", "state", "rule", "next_check_at", "consecutive_failures"]
+    _print_table(columns, [[row[c] for c in columns] for row in rows])
+
+
+@alerts_app.command("simulate")
+def alerts_simulate(
+    alert: Annotated[
+        str | None, typer.Argument(help="An alert's id: replay its rule (the options below override it)")
+    ] = None,
+    service: Annotated[list[str] | None, typer.Option(help="Service name to count (repeatable)")] = None,
+    severity: Annotated[list[str] | None, typer.Option(help="Severity level to count (repeatable)")] = None,
+    threshold: Annotated[int | None, typer.Option(help="Threshold count [default 100]")] = None,
+    operator: Annotated[str | None, typer.Option(help="above or below [default above]")] = None,
+    window: Annotated[int | None, typer.Option(help="Window in minutes: 5, 10, 15, 30 or 60 [default 5]")] = None,
+    periods: Annotated[int | None, typer.Option(help="Evaluation periods M [default 1]")] = None,
+    datapoints: Annotated[int | None, typer.Option(help="Datapoints to alarm N (of M) [default 1]")] = None,
+    cooldown: Annotated[int | None, typer.Option(help="Cooldown in minutes [default 0]")] = None,
+    date_from: Annotated[str, typer.Option("--date-from", help="How far back, e.g. -7d (at most -30d)")] = "-7d",
+    every_bucket: Annotated[bool, typer.Option("--all", help="Print every check, not only notifications")] = False,
+    project: Annotated[str | None, typer.Option(help="Project id [default: 1 locally, @current with --host]")] = None,
+    host: Annotated[str | None, typer.Option(help="Ask this server instead of the local store")] = None,
+    api_key: Annotated[
+        str | None, typer.Option("--api-key", help="Personal API key for --host [env: LOGPOND_API_KEY]")
+    ] = None,
+    data_dir: DataDir = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Replay an alert rule over past logs: every 5-minute check with its count, state and notification."""
+    body: dict[str, Any] = {"date_from": date_from}
+    if host:
+        api_key = api_key or os.environ.get("LOGPOND_API_KEY")
+        if not api_key:
+            _fail("--host needs a personal API key: --api-key phx_... or LOGPOND_API_KEY", code=2)
+        if alert:
+            body.update(_remote_alert_rule(host, api_key, project or "@current", alert))
+        _apply_rule_options(body, service, severity, threshold, operator, window, periods, datapoints, cooldown)
+        path = f"/api/projects/{project or '@current'}/logs/alerts/simulate/"
+        response = _request_json("POST", host, api_key, path, body)
+    else:
+        response = _simulate_local(
+            _settings(data_dir, alerts_scheduler=False),
+            _local_project(project),
+            alert,
+            body,
+            lambda doc: _apply_rule_options(
+                doc, service, severity, threshold, operator, window, periods, datapoints, cooldown
+            ),
+        )
+    if as_json:
+        typer.echo(json.dumps(response))
+        return
+    buckets = response["buckets"]
+    shown = buckets if every_bucket else [b for b in buckets if b["notification"] != "none"]
+    columns = ["timestamp", "count", "threshold_breached", "state", "notification", "reason"]
+    _print_table(columns, [[b[c] for c in columns] for b in shown])
+    typer.echo(
+        f"{response['total_buckets']} checks: {response['fire_count']} fired, {response['resolve_count']} resolved "
+        f"(threshold {response['threshold_operator']} {response['threshold_count']})"
+    )
+
+
+_RULE_FIELDS = (
+    "filters",
+    "threshold_count",
+    "threshold_operator",
+    "window_minutes",
+    "evaluation_periods",
+    "datapoints_to_alarm",
+    "cooldown_minutes",
+)
+
+
+def _apply_rule_options(
+    body: dict[str, Any],
+    services: list[str] | None,
+    severities: list[str] | None,
+    threshold: int | None,
+    operator: str | None,
+    window: int | None,
+    periods: int | None,
+    datapoints: int | None,
+    cooldown: int | None,
+) -> None:
+    filters = dict(body.get("filters") or {})
+    if services:
+        filters["serviceNames"] = services
+    if severities:
+        filters["severityLevels"] = severities
+    body["filters"] = filters
+    for name, value in (
+        ("threshold_count", threshold),
+        ("threshold_operator", operator),
+        ("window_minutes", window),
+        ("evaluation_periods", periods),
+        ("datapoints_to_alarm", datapoints),
+        ("cooldown_minutes", cooldown),
+    ):
+        if value is not None:
+            body[name] = value
+
+
+def _simulate_local(
+    settings: Settings, project_id: int, alert_id: str | None, body: dict[str, Any], apply: Any
+) -> dict[str, Any]:
+    from logpond.alerts.simulate import SimulateError, parse_request, simulate
+    from logpond.api.logs import store_failure
+    from logpond.app import build_services
+    from logpond.logs.aggregates import LogCounter
+
+    try:
+        services = build_services(settings)
+    except RuntimeError as exc:  # chDB allows one process per data dir
+        _fail(
+            f"cannot open the store in {settings.store_dir} ({str(exc).splitlines()[0]}). If `logpond serve` runs "
+            "on this data dir, stop it, or ask the server: --host http://127.0.0.1:8000 --api-key phx_..."
+        )
+    _ensure_installation(services.meta, settings)
+    if services.meta.get_project(project_id) is None:
+        _fail(f"project {project_id} not found in {settings.data_dir}", code=2)
+    if alert_id:
+        found = services.meta.alerts.get(project_id, alert_id)
+        if found is None:
+            _fail(f"alert {alert_id} not found in project {project_id}", code=2)
+        body.update({name: getattr(found, name) for name in _RULE_FIELDS})
+        body["filters"] = dict(found.filters)
+    apply(body)
+    now = services.clock()
+    try:
+        request = parse_request(body, now=now)
+        counter = LogCounter(lambda select: services.run_query(select, team_id=project_id))
+        return simulate(counter, request, now=now)
+    except SimulateError as exc:
+        _fail(f"{exc.attr}: {exc.detail}", code=2)
+    except Exception as exc:  # the API's mapping: our sentence, not the store's text
+        _fail(store_failure(exc).detail)
+
+
+def _remote_alert_rule(host: str, api_key: str, project: str, alert_id: str) -> dict[str, Any]:
+    from urllib.parse import quote
+
+    doc = _request_json("GET", host, api_key, f"/api/projects/{project}/logs/alerts/{quote(alert_id)}/", None)
+    return {name: doc[name] for name in _RULE_FIELDS if name in doc}
+
+
+def _request_json(method: str, host: str, api_key: str, path: str, body: dict[str, Any] | None) -> dict[str, Any]:
+    import httpx
+
+    url = f"{host.rstrip('/')}{path}"
+    try:
+        response = httpx.request(method, url, json=body, headers={"Authorization": f"Bearer {api_key}"}, timeout=180)
+    except httpx.HTTPError as exc:
+        _fail(f"could not reach {host}: {exc}")
+    try:
+        doc = response.json()
+    except ValueError:
+        doc = None
+    if response.status_code >= 400 or not isinstance(doc, dict):
+        detail = doc.get("detail") if isinstance(doc, dict) else None
+        attr = doc.get("attr") if isinstance(doc, dict) else None
+        _fail(f"{attr}: {detail}" if attr and detail else str(detail) if detail else f"HTTP {response.status_code}")
+    return doc
+
+
 def _fail(message: str, *, code: int = 1) -> NoReturn:
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(code)
@@ -329,21 +527,8 @@ def _query_remote(host: str, api_key: str, project: str, text: str) -> dict[str,
     """POST the query to ``<host>/api/projects/<project>/query/`` as PostHog's clients do."""
     from urllib.parse import quote
 
-    import httpx
-
-    url = f"{host.rstrip('/')}/api/projects/{quote(project, safe='@')}/query/"
     body = {"query": {"kind": "HogQLQuery", "query": text}}
-    try:
-        response = httpx.post(url, json=body, headers={"Authorization": f"Bearer {api_key}"}, timeout=180)
-    except httpx.HTTPError as exc:
-        _fail(f"could not reach {host}: {exc}")
-    try:
-        doc = response.json()
-    except ValueError:
-        doc = None
-    if response.status_code != 200 or not isinstance(doc, dict):
-        detail = doc.get("detail") if isinstance(doc, dict) else None
-        _fail(str(detail) if detail else f"HTTP {response.status_code} from {url}")
+    doc = _request_json("POST", host, api_key, f"/api/projects/{quote(project, safe='@')}/query/", body)
     if doc.get("error"):
         _fail(str(doc["error"]))
     return doc

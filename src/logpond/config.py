@@ -173,6 +173,45 @@ class Settings(BaseSettings):
         "with Retry-After.",
     )
 
+    # --- log alerts --------------------------------------------------------------------------------
+    alerts_scheduler: bool = Field(
+        True, description="Run the alert scheduler in the server process (checks due alerts every tick)."
+    )
+    alerts_tick_seconds: float = Field(60.0, gt=0, description="Seconds between two ticks of the alert scheduler.")
+    alerts_max_per_project: int = Field(20, ge=1, description="Alerts one project may have (PostHog allows 20).")
+    alerts_max_per_tick: int = Field(5000, ge=1, description="Most alerts one scheduler tick claims and checks.")
+    alerts_claim_lease_seconds: float = Field(
+        600.0,
+        gt=0,
+        description="Seconds a scheduler's claim on the alerts it checks lasts; if that server dies meanwhile, "
+        "another may check them after this.",
+    )
+    alerts_check_max_execution_time: float = Field(
+        30.0, description="Seconds one alert check query may run (ClickHouse max_execution_time)."
+    )
+    alerts_check_max_memory_bytes: int = Field(
+        5 * 1024**3, description="Memory one alert check query may use (ClickHouse max_memory_usage)."
+    )
+    alerts_event_retention_days: int = Field(90, ge=1, description="Days an alert's history entries are kept.")
+    alerts_allow_http_loopback: bool = Field(
+        False,
+        description="Accept http://127.0.0.1, http://localhost and http://[::1] destination URLs (for tests and "
+        "local receivers). Otherwise destinations must be https://.",
+    )
+    alerts_delivery_timeout_seconds: float = Field(
+        10.0, gt=0, description="Seconds one notification delivery attempt may take (connect and answer)."
+    )
+    alerts_delivery_attempts: int = Field(
+        3, ge=1, le=10, description="Attempts per notification: network errors, 5xx and 429 are retried."
+    )
+    alerts_delivery_backoff_seconds: float = Field(
+        0.5, ge=0, description="Wait before the second delivery attempt; it doubles for each later one."
+    )
+    alerts_delivery_threads: int = Field(4, ge=1, description="Notifications sent at the same time during a tick.")
+    alerts_slack_api_url: str = Field(
+        "https://slack.com/api", description="Base URL of Slack's Web API, for destinations with a bot token."
+    )
+
     # --- auth --------------------------------------------------------------------------------------
     auth_cache_seconds: float = Field(
         10.0, description="Seconds a verified personal API key or project token is cached in memory."

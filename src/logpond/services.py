@@ -48,6 +48,7 @@ class Services:
     query_jobs: QueryJobs | None = None
     query_rate_limiter: RateLimiter | None = None
     read_rate_limiter: RateLimiter | None = None  # the events and persons APIs
+    alert_scheduler: Any = None  # logpond.alerts.scheduler.AlertScheduler, started in the app lifespan
 
     def __post_init__(self) -> None:
         s = self.settings

@@ -47,21 +47,29 @@ def url_with(request: Request, params: dict[str, str]) -> str:
     return f"{root}{path}?{urlencode(params)}"
 
 
-def paginate(request: Request, items: list[Any]) -> dict[str, Any]:
-    """DRF LimitOffset pagination with absolute ``next``/``previous`` URLs."""
+def page_bounds(request: Request) -> tuple[int, int]:
+    """DRF LimitOffset pagination's ``(limit, offset)`` from the query string."""
     try:
         limit = int(request.query_params.get("limit", DEFAULT_PAGE))
         offset = int(request.query_params.get("offset", 0))
     except ValueError:
         raise errors.validation_error("limit and offset must be integers.", attr="limit") from None
-    limit = max(1, min(limit, MAX_PAGE))
-    offset = max(0, offset)
-    page = items[offset : offset + limit]
-    next_url = absolute_url(request, limit=limit, offset=offset + limit) if offset + limit < len(items) else None
+    return max(1, min(limit, MAX_PAGE)), max(0, offset)
+
+
+def page_doc(request: Request, total: int, limit: int, offset: int, page: list[Any]) -> dict[str, Any]:
+    """``{count, next, previous, results}`` with absolute ``next``/``previous`` URLs."""
+    next_url = absolute_url(request, limit=limit, offset=offset + limit) if offset + limit < total else None
     previous_url = None
     if offset > 0:
         previous_url = absolute_url(request, limit=limit, offset=max(0, offset - limit))
-    return {"count": len(items), "next": next_url, "previous": previous_url, "results": page}
+    return {"count": total, "next": next_url, "previous": previous_url, "results": page}
+
+
+def paginate(request: Request, items: list[Any]) -> dict[str, Any]:
+    """DRF LimitOffset pagination of ``items`` with absolute ``next``/``previous`` URLs."""
+    limit, offset = page_bounds(request)
+    return page_doc(request, len(items), limit, offset, items[offset : offset + limit])
 
 
 def project_json(project: Any, level: int | None, *, detail: bool = False) -> dict[str, Any]:

@@ -83,7 +83,7 @@ class AlertsRepo:
             row = session.get(LogsAlertRow, alert_id)
             return None if row is None or row.team_id != team_id else _alert(row)
 
-    def list(
+    def page(
         self, team_id: int, *, created_by_uuid: str | None = None, limit: int = 100, offset: int = 0
     ) -> tuple[int, list[LogsAlert]]:
         """(total, one page) of the project's alerts, newest first; only those created by the user with
