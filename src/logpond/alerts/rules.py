@@ -65,15 +65,18 @@ def _int(doc: Mapping[str, Any], name: str, low: int, high: int) -> int:
 
 def parse_alert(doc: Any, *, now: dt.datetime, partial: bool, current: LogsAlert | None = None) -> dict[str, Any]:
     """The writable fields present in ``doc``, checked. Unknown and read-only fields are ignored, as DRF
-    does; ``partial`` (PATCH) leaves absent fields as they are, otherwise they take their defaults."""
+    does; absent fields take their defaults on create and stay as they are on an update (PUT or PATCH:
+    every field has a default, so DRF requires none of them)."""
     if not isinstance(doc, dict):
         raise RuleError("Expected a JSON object.", None)
-    out: dict[str, Any] = {} if partial else dict(DEFAULTS)
+    out: dict[str, Any] = {} if partial or current is not None else dict(DEFAULTS)
     if "name" in doc:
         name = doc["name"]
         if name is not None and not isinstance(name, str):
             raise RuleError("Not a valid string.", "name")
         name = (name or "").strip()
+        if "\x00" in name:
+            raise RuleError("Null characters are not allowed.", "name")
         if len(name) > MAX_NAME_LENGTH:
             raise RuleError(f"Ensure this field has no more than {MAX_NAME_LENGTH} characters.", "name")
         out["name"] = name or UNTITLED
@@ -82,7 +85,7 @@ def parse_alert(doc: Any, *, now: dt.datetime, partial: bool, current: LogsAlert
             raise RuleError("Must be a valid boolean.", "enabled")
         out["enabled"] = doc["enabled"]
     if "filters" in doc:
-        out["filters"] = _filters(doc["filters"])
+        out["filters"] = parse_filters_field(doc["filters"])
     if "threshold_count" in doc:
         out["threshold_count"] = _int(doc, "threshold_count", 0, 2**31 - 1)
     if "threshold_operator" in doc:
@@ -126,7 +129,8 @@ def _current_values(current: LogsAlert | None) -> dict[str, Any]:
     return {name: getattr(current, name) for name in DEFAULTS}
 
 
-def _filters(raw: Any) -> dict[str, Any]:
+def parse_filters_field(raw: Any) -> dict[str, Any]:
+    """An alert's ``filters`` checked and normalised, as stored."""
     if raw is None:
         return {}
     try:
@@ -138,9 +142,38 @@ def _filters(raw: Any) -> dict[str, Any]:
         kept["severityLevels"] = parsed.severity_levels
     if parsed.service_names:
         kept["serviceNames"] = parsed.service_names
-    if parsed.filter_group:
+    if _has_leaf(parsed.filter_group):
         kept["filterGroup"] = parsed.filter_group  # normalised: a flat leaf list becomes nested groups
     return kept
+
+
+def regex_patterns(filters: Mapping[str, Any]) -> list[str]:
+    """The regular expressions in the leaves of ``filters``' filterGroup (``regex``, ``not_regex``): the store
+    compiles them only when a log reaches them, so they are checked when the alert is saved."""
+    found: list[str] = []
+
+    def walk(node: Any) -> None:
+        if not isinstance(node, dict):
+            return
+        if "values" in node and "key" not in node:
+            for child in node.get("values") or ():
+                walk(child)
+        elif node.get("operator") in ("regex", "not_regex"):
+            values = node.get("value")
+            for value in values if isinstance(values, list) else [values]:
+                found.append(str(value))
+
+    walk(filters.get("filterGroup"))
+    return found
+
+
+def _has_leaf(group: Any) -> bool:
+    """Whether a (normalised) filter group holds at least one condition; ``[]`` normalises to empty groups."""
+    if not isinstance(group, dict):
+        return False
+    if "values" not in group:
+        return True  # a leaf
+    return any(_has_leaf(value) for value in group.get("values") or ())
 
 
 def _snooze(raw: Any, now: dt.datetime, current: LogsAlert | None) -> dt.datetime | None:
@@ -205,7 +238,11 @@ def in_blocked_window(restriction: Mapping[str, Any] | None, local: dt.datetime)
 
 def alert_filters(alert: LogsAlert) -> LogsFilters:
     """The stored filters of ``alert`` as LogsFilters, without a time range."""
-    filters = alert.filters
+    return stored_filters(alert.filters)
+
+
+def stored_filters(filters: Mapping[str, Any]) -> LogsFilters:
+    """Stored (normalised) alert filters as LogsFilters, without a time range."""
     return LogsFilters(
         date_from=None,
         date_to=None,

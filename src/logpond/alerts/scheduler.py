@@ -8,8 +8,9 @@ One tick (``AlertScheduler.tick``):
 3. Count each remaining alert's M windows, per project, in as few store queries as the alerts allow
    (``logpond.alerts.check``), through the project-isolated printer.
 4. Run the state machine (``logpond.alerts.state.step``) and send the notifications it asks for to the
-   alert's destinations of that kind. When a delivery fails, the alert's result is not written, so it
-   stays due and the next tick checks and notifies again.
+   alert's destinations of that kind. When a firing or resolved notification cannot be delivered, the
+   alert's result is not written, so it stays due and the next tick checks and notifies again. (An
+   undelivered errored or broken notice is not retried: the failure streak must go on counting.)
 5. Write every result, with the CHECK history entries, in one transaction.
 
 Checks follow a 5-minute grid per alert: a check counts the windows ending at its slot (``next_check_at``),
@@ -58,6 +59,9 @@ NOTICE_KINDS = {
     Notification.ERROR: "errored",
     Notification.BROKEN: "broken",
 }
+# notifications whose failed delivery undoes the check, so the next tick notifies again; the errored and
+# broken notices are sent once, as the failure streak must keep counting towards broken
+ROLLED_BACK = (Notification.FIRE, Notification.RESOLVE)
 # an ingestion checkpoint this close behind a check's end is waited for (the end moves back to it); one
 # further behind means ingestion is stuck, and the check counts what is there
 CHECKPOINT_SLACK = dt.timedelta(minutes=5)
@@ -172,7 +176,7 @@ class AlertScheduler:
         delivered = self._deliver_all(transitions, destinations, now, report)
         for alert, transition, outcome, next_slot, millis in transitions:
             token = alert.claim_token or ""
-            if not delivered.get(alert.id, True):
+            if not delivered.get(alert.id, True) and transition.notification in ROLLED_BACK:
                 results.append(AlertCheckResult(alert.id, token, {}))  # still due: the next tick retries
                 continue
             results.append(_result(alert, token, transition, outcome, now, next_slot, millis))

@@ -14,17 +14,29 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from logpond.alerts.destinations import KINDS, DestinationError, parse_destination, public_config
-from logpond.alerts.rules import RuleError, parse_alert, plan_create, plan_reset, plan_update
+from logpond.alerts.rules import (
+    RuleError,
+    parse_alert,
+    parse_filters_field,
+    plan_create,
+    plan_reset,
+    plan_update,
+    regex_patterns,
+    stored_filters,
+)
 from logpond.alerts.scheduler import delivery_settings
 from logpond.alerts.simulate import SimulateError, parse_request, simulate
 from logpond.alerts.timeline import SPAN, state_timeline
 from logpond.api import errors
 from logpond.api.auth import ProjectAccess, project_access
-from logpond.api.logs import json_body, json_response, run_in_store
+from logpond.api.logs import json_body, json_response, run_in_store, store_failure
 from logpond.api.projects import page_bounds, page_doc
 from logpond.logs.aggregates import LogCounter
 from logpond.logs.dates import iso
+from logpond.logs.filters import FilterError, filter_conditions
 from logpond.meta import AlertLimitError, LogsAlert
+from logpond.query.ast import Constant, Select, call
+from logpond.store.base import StoreError
 
 router = APIRouter(prefix="/api/projects/{project_id}/logs/alerts", tags=["alerts"])
 
@@ -97,6 +109,31 @@ def _alerts_json(services: Any, alerts: list[LogsAlert]) -> list[dict[str, Any]]
     return out
 
 
+async def _check_filters(request: Request, access: ProjectAccess, values: dict[str, Any]) -> None:
+    """Refuse filters the check query could not run: a date that does not parse, a regular expression RE2
+    does not compile (the store would say so only once a log reaches that condition)."""
+    filters = values.get("filters")
+    if not filters:
+        return
+    services = request.app.state.services
+    try:
+        filter_conditions(stored_filters(filters), include_time=False)
+    except FilterError as exc:
+        raise errors.validation_error(exc.detail, attr=f"filters__{exc.attr}") from None
+    patterns = regex_patterns(filters)
+    if not patterns:
+        return
+    select = Select(select=tuple(call("match", Constant(""), Constant(p)) for p in patterns))
+    try:
+        await anyio.to_thread.run_sync(lambda: services.run_query(select, team_id=access.team_id))
+    except StoreError as exc:
+        if exc.code == "CANNOT_COMPILE_REGEXP":
+            raise errors.validation_error(
+                "Invalid regular expression in a regex filter (RE2 syntax).", attr="filters__filterGroup"
+            ) from None
+        raise store_failure(exc) from exc
+
+
 async def _respond(request: Request, alert: LogsAlert | None, status: int = 200) -> Response:
     if alert is None:
         raise errors.not_found()
@@ -136,6 +173,7 @@ async def create_alert(project_id: str, request: Request) -> Response:
         values = parse_alert(body, now=now, partial=False)
     except RuleError as exc:
         raise _rule_error(exc) from None
+    await _check_filters(request, access, values)
     limit = services.settings.alerts_max_per_project
 
     def create() -> LogsAlert:
@@ -187,6 +225,11 @@ async def _update(project_id: str, alert_id: str, request: Request, *, partial: 
     services = request.app.state.services
     body = await json_body(request)
     now = services.clock()
+    if isinstance(body, dict) and body.get("filters"):
+        try:
+            await _check_filters(request, access, {"filters": parse_filters_field(body["filters"])})
+        except RuleError as exc:
+            raise _rule_error(exc) from None
 
     def plan(current: LogsAlert) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         changes = parse_alert(body, now=now, partial=partial, current=current)
@@ -242,9 +285,10 @@ async def alert_events(project_id: str, alert_id: str, request: Request) -> Resp
     limit, offset = page_bounds(request)
 
     def page() -> dict[str, Any] | None:
-        if meta.alerts.get(access.team_id, alert_id) is None:
+        alert = meta.alerts.get(access.team_id, alert_id)
+        if alert is None:
             return None
-        total, events = meta.alerts.list_events(access.team_id, alert_id, kinds=kinds, limit=limit, offset=offset)
+        total, events = meta.alerts.list_events(access.team_id, alert.id, kinds=kinds, limit=limit, offset=offset)
         results = [
             {
                 "id": event.id,
@@ -280,7 +324,7 @@ async def create_destination(project_id: str, alert_id: str, request: Request) -
     access = await project_access(request, project_id, "logs:write")
     services = request.app.state.services
     body = await json_body(request)
-    await _alert_or_404(access, request, alert_id)
+    alert_id = (await _alert_or_404(access, request, alert_id)).id
     try:
         destination_type, config = parse_destination(body, delivery_settings(services.settings))
     except DestinationError as exc:
@@ -306,7 +350,7 @@ async def delete_destinations(project_id: str, alert_id: str, request: Request) 
     access = await project_access(request, project_id, "logs:write")
     meta = request.app.state.services.meta
     body = await json_body(request)
-    await _alert_or_404(access, request, alert_id)
+    alert_id = (await _alert_or_404(access, request, alert_id)).id
     ids = body.get("hog_function_ids") if isinstance(body, dict) else None
     if not isinstance(ids, list) or not ids:
         raise errors.validation_error("Expected a non-empty list of destination ids.", attr="hog_function_ids")

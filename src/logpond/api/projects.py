@@ -29,13 +29,13 @@ def _ts(value: dt.datetime | None) -> str | None:
 
 
 def absolute_url(request: Request, **params: Any) -> str:
-    """The request's URL with ``params`` replaced, absolute (``public_url`` when set)."""
-    query = dict(request.query_params)
-    query.update({k: str(v) for k, v in params.items()})
-    return url_with(request, query)
+    """The request's URL with ``params`` replaced, absolute (``public_url`` when set); other parameters keep
+    every value they were given (``?kind=a&kind=b``)."""
+    kept = [(k, v) for k, v in request.query_params.multi_items() if k not in params]
+    return url_with(request, [*kept, *((k, str(v)) for k, v in params.items())])
 
 
-def url_with(request: Request, params: dict[str, str]) -> str:
+def url_with(request: Request, params: dict[str, str] | list[tuple[str, str]]) -> str:
     """The request's URL with exactly ``params`` as its query string.
 
     The path is the one the client sent (trailing slash, ``/environments/``), so connectors that check a

@@ -77,7 +77,8 @@ class AlertsRepo:
 
     def get(self, team_id: int, alert_id: str) -> LogsAlert | None:
         """The alert ``alert_id`` of project ``team_id``; None when absent or another project's."""
-        if not _is_uuid(alert_id):
+        alert_id = _canonical(alert_id) or ""
+        if not alert_id:
             return None
         with self._db._reading() as session:
             row = session.get(LogsAlertRow, alert_id)
@@ -115,7 +116,8 @@ class AlertsRepo:
         """Apply ``plan`` to the current alert in one transaction; None when the alert is not the project's.
 
         An update also voids a scheduler's claim, so a check running meanwhile does not overwrite it."""
-        if not _is_uuid(alert_id):
+        alert_id = _canonical(alert_id) or ""
+        if not alert_id:
             return None
         now = self._db._clock()
         with self._db._writing() as session:
@@ -134,7 +136,8 @@ class AlertsRepo:
 
     def delete(self, team_id: int, alert_id: str) -> bool:
         """Delete the alert with its history and destinations; True if it existed."""
-        if not _is_uuid(alert_id):
+        alert_id = _canonical(alert_id) or ""
+        if not alert_id:
             return False
         with self._db._writing() as session:
             found = session.scalar(
@@ -213,7 +216,8 @@ class AlertsRepo:
         """One destination per notification kind; None when the alert is not the project's."""
         now = self._db._clock()
         with self._db._writing() as session:
-            alert = session.get(LogsAlertRow, alert_id) if _is_uuid(alert_id) else None
+            alert_id = _canonical(alert_id) or ""
+            alert = session.get(LogsAlertRow, alert_id) if alert_id else None
             if alert is None or alert.team_id != team_id:
                 return None
             rows = [
@@ -331,11 +335,12 @@ class AlertsRepo:
         return written
 
 
-def _is_uuid(value: str) -> bool:
+def _canonical(value: str) -> str | None:
+    """``value`` as a lower-case hyphenated uuid, or None when it is not a uuid."""
     try:
-        return str(uuid.UUID(value)) == value.lower()
+        return str(uuid.UUID(value))
     except (ValueError, AttributeError, TypeError):
-        return False
+        return None
 
 
 def _checked(values: Mapping[str, Any]) -> dict[str, Any]:
