@@ -192,6 +192,12 @@ class Settings(BaseSettings):
     alerts_check_max_memory_bytes: int = Field(
         5 * 1024**3, description="Memory one alert check query may use (ClickHouse max_memory_usage)."
     )
+    alerts_check_alerts_per_query: int = Field(
+        200,
+        ge=1,
+        description="Alerts with attribute filters counted together in one query on the logs (one countIf per "
+        "alert and window).",
+    )
     alerts_event_retention_days: int = Field(90, ge=1, description="Days an alert's history entries are kept.")
     alerts_allow_http_loopback: bool = Field(
         False,
