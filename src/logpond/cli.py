@@ -420,19 +420,9 @@ def _simulate_local(
 ) -> dict[str, Any]:
     from logpond.alerts.simulate import SimulateError, parse_request, simulate
     from logpond.api.logs import store_failure
-    from logpond.app import build_services
     from logpond.logs.aggregates import LogCounter
 
-    try:
-        services = build_services(settings)
-    except RuntimeError as exc:  # chDB allows one process per data dir
-        _fail(
-            f"cannot open the store in {settings.store_dir} ({str(exc).splitlines()[0]}). If `logpond serve` runs "
-            "on this data dir, stop it, or ask the server: --host http://127.0.0.1:8000 --api-key phx_..."
-        )
-    _ensure_installation(services.meta, settings)
-    if services.meta.get_project(project_id) is None:
-        _fail(f"project {project_id} not found in {settings.data_dir}", code=2)
+    services, _project = _open_local(settings, project_id)
     if alert_id:
         found = services.meta.alerts.get(project_id, alert_id)
         if found is None:
@@ -490,11 +480,9 @@ def _local_project(project: str | None) -> int:
     return int(project)
 
 
-def _query_local(settings: Settings, project_id: int, text: str) -> dict[str, Any]:
-    """Run ``text`` through the same runner as the API, without a personal key's limits (60 s, OFFSET allowed)."""
-    from logpond.api.query import query_failure
+def _open_local(settings: Settings, project_id: int) -> tuple[Any, Any]:
+    """(services on the local data dir, project ``project_id``), or exit saying why not."""
     from logpond.app import build_services
-    from logpond.hogql.runner import HogQLRequest
 
     try:
         services = build_services(settings)
@@ -504,13 +492,22 @@ def _query_local(settings: Settings, project_id: int, text: str) -> dict[str, An
             "on this data dir, stop it, or ask the server: --host http://127.0.0.1:8000 --api-key phx_..."
         )
     _ensure_installation(services.meta, settings)
-    found = services.meta.get_project(project_id)
-    if found is None:
+    project = services.meta.get_project(project_id)
+    if project is None:
         _fail(f"project {project_id} not found in {settings.data_dir}", code=2)
+    return services, project
+
+
+def _query_local(settings: Settings, project_id: int, text: str) -> dict[str, Any]:
+    """Run ``text`` through the same runner as the API, without a personal key's limits (60 s, OFFSET allowed)."""
+    from logpond.api.query import query_failure
+    from logpond.hogql.runner import HogQLRequest
+
+    services, found = _open_local(settings, project_id)
     limits = services.hogql_limits(personal_key=False)
     assert services.hogql_runner is not None
     try:
-        response = services.hogql_runner.run(
+        response: dict[str, Any] = services.hogql_runner.run(
             project_id,
             HogQLRequest(query=text),
             limits,

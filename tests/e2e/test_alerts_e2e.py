@@ -2,7 +2,7 @@
 webhook receiver on 127.0.0.1, and ``logpond alerts list|simulate`` against the same data dir.
 
 The server runs with ``LOGPOND_ALERTS_TICK_SECONDS=1`` and loopback destinations allowed; the alert is new,
-so its first check counts the last five minutes at once and fires.
+so its first check counts the last fifteen minutes at once and fires.
 """
 
 from __future__ import annotations
@@ -24,6 +24,9 @@ from tests.e2e._server import LogpondClient, ServerProcess
 
 SEVERITY_ERROR = 17
 ERRORS = 12
+# before the latest 5-minute check instant, so simulate's last check counts them, and inside the 15-minute
+# windows the alerts below use
+SIX_MINUTES_NS = 6 * 60 * 1_000_000_000
 
 
 class World:
@@ -47,7 +50,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             credentials = server.credentials()
             now = time.time_ns()
             body = export_request(
-                [(now - 60_000_000_000 + i, f"payment failed {i}", {"attempt": str(i)}) for i in range(ERRORS)],
+                [(now - SIX_MINUTES_NS + i, f"payment failed {i}", {"attempt": str(i)}) for i in range(ERRORS)],
                 service="payments",
                 severity_number=SEVERITY_ERROR,
             )
@@ -72,7 +75,11 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
 
 
 def create_alert(world: World, **fields: Any) -> dict[str, Any]:
-    body = {"name": "payments errors", "filters": {"serviceNames": ["payments"], "severityLevels": ["error"]}}
+    body = {
+        "name": "payments errors",
+        "filters": {"serviceNames": ["payments"], "severityLevels": ["error"]},
+        "window_minutes": 15,
+    }
     response = world.http.post("/api/projects/1/logs/alerts/", json={**body, **fields})
     assert response.status_code == 201, response.text
     doc: dict[str, Any] = response.json()
@@ -132,7 +139,7 @@ def test_cli_simulates_through_the_server(world: World) -> None:
     """``logpond alerts simulate --host`` replays a rule through the server's simulate endpoint."""
     result = world.server.cli(
         "alerts", "simulate", "--service", "payments", "--severity", "error", "--threshold", "5",
-        "--date-from", "-1h", "--json", "--host", world.server.base_url, "--api-key", world.key,
+        "--window", "15", "--date-from", "-1h", "--json", "--host", world.server.base_url, "--api-key", world.key,
         "--project", "1", check=False, pass_data_dir=False,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr

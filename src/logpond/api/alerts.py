@@ -30,7 +30,7 @@ from logpond.alerts.timeline import SPAN, state_timeline
 from logpond.api import errors
 from logpond.api.auth import ProjectAccess, project_access
 from logpond.api.logs import json_body, json_response, run_in_store, store_failure
-from logpond.api.projects import page_bounds, page_doc
+from logpond.api.projects import page_bounds, page_doc, user_basic
 from logpond.logs.aggregates import LogCounter
 from logpond.logs.dates import iso
 from logpond.logs.filters import FilterError, filter_conditions
@@ -67,15 +67,7 @@ def _alerts_json(services: Any, alerts: list[LogsAlert]) -> list[dict[str, Any]]
                 users[alert.created_by_id] = meta.get_user(alert.created_by_id)
             user = users[alert.created_by_id]
             if user is not None:
-                creator = {
-                    "id": user.id,
-                    "uuid": user.uuid,
-                    "distinct_id": user.distinct_id,
-                    "first_name": user.first_name,
-                    "last_name": user.last_name,
-                    "email": user.email,
-                    "is_email_verified": True,
-                }
+                creator = user_basic(user)
         types = sorted({d.destination_type for d in destinations[alert.id]})
         out.append(
             {

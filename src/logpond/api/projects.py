@@ -72,6 +72,19 @@ def paginate(request: Request, items: list[Any]) -> dict[str, Any]:
     return page_doc(request, len(items), limit, offset, items[offset : offset + limit])
 
 
+def user_basic(user: Any) -> dict[str, Any]:
+    """PostHog's basic user object (``created_by`` and the like)."""
+    return {
+        "id": user.id,
+        "uuid": user.uuid,
+        "distinct_id": user.distinct_id,
+        "first_name": user.first_name,
+        "last_name": user.last_name,
+        "email": user.email,
+        "is_email_verified": True,
+    }
+
+
 def project_json(project: Any, level: int | None, *, detail: bool = False) -> dict[str, Any]:
     doc: dict[str, Any] = {
         "id": project.id,
@@ -221,13 +234,7 @@ async def current_user(request: Request) -> Response:
         pairs = _visible_projects(meta, principal)
         team = project_json(*pairs[0]) if pairs else None
         return {
-            "id": user.id,
-            "uuid": user.uuid,
-            "distinct_id": user.distinct_id,
-            "first_name": user.first_name,
-            "last_name": user.last_name,
-            "email": user.email,
-            "is_email_verified": True,
+            **user_basic(user),
             "is_staff": user.is_staff,
             "date_joined": _ts(user.date_joined),
             "team": team,
