@@ -157,6 +157,7 @@ class AlertScheduler:
         started = time.perf_counter()
         now = self.clock()
         report = TickReport()
+        self._timezones = {}  # read again each tick: a project's time zone can change
         repo = self.services.meta.alerts
         alerts: list[LogsAlert] = repo.claim_due(
             now, lease=self.lease, limit=self.services.settings.alerts_max_per_tick
