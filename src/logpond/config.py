@@ -218,6 +218,13 @@ class Settings(BaseSettings):
         "https://slack.com/api", description="Base URL of Slack's Web API, for destinations with a bot token."
     )
 
+    secret_key: str | None = Field(
+        None,
+        description="Key that encrypts the secrets logpond must read back (Slack tokens, webhook signing secrets, "
+        "destination URLs) in the metadata database; 32 characters or more. Unset: a random key in "
+        "<data_dir>/secret.key. Servers sharing one PostgreSQL must set the same key.",
+    )
+
     # --- auth --------------------------------------------------------------------------------------
     auth_cache_seconds: float = Field(
         10.0, description="Seconds a verified personal API key or project token is cached in memory."

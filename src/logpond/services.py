@@ -22,6 +22,7 @@ from logpond.hogql.runner import HogQLLimits, HogQLRunner
 from logpond.ingest.pipeline import exit_with_parent
 from logpond.ingest.watermark import IngestWatermark
 from logpond.ingest.writer import DurableWriter
+from logpond.meta.secretbox import SecretBox
 from logpond.query import ast
 from logpond.query.printer import print_query
 from logpond.store.base import QueryLimits, QueryResult, Store
@@ -49,6 +50,7 @@ class Services:
     query_rate_limiter: RateLimiter | None = None
     read_rate_limiter: RateLimiter | None = None  # the events and persons APIs
     alert_scheduler: Any = None  # logpond.alerts.scheduler.AlertScheduler, started in the app lifespan
+    _secret_box: SecretBox | None = None
 
     def __post_init__(self) -> None:
         s = self.settings
@@ -71,6 +73,13 @@ class Services:
             self.read_rate_limiter = RateLimiter(
                 [(s.api_read_rate_limit_per_minute, 60.0), (s.api_read_rate_limit_per_hour, 3600.0)]
             )
+
+    @property
+    def secret_box(self) -> SecretBox:
+        """Encrypts and decrypts the secrets stored in the metadata database (read or created on first use)."""
+        if self._secret_box is None:
+            self._secret_box = SecretBox.for_data_dir(self.settings.data_dir, self.settings.secret_key)
+        return self._secret_box
 
     def hogql_limits(self, *, personal_key: bool) -> HogQLLimits:
         """The bounds of one HogQL query; personal API keys get PostHog's shorter time limit and no OFFSET."""

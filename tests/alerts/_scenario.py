@@ -22,7 +22,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from logpond.alerts.destinations import KINDS, SIGNATURE_HEADER, parse_destination, verify_signature
+from logpond.alerts.destinations import KINDS, SECRET_FIELDS, SIGNATURE_HEADER, parse_destination, verify_signature
 from logpond.alerts.rules import parse_alert, plan_create, plan_update
 from logpond.alerts.scheduler import AlertScheduler, TickReport, delivery_settings
 from logpond.app import build_services
@@ -128,7 +128,8 @@ class World:
     def add_destination(self, alert: LogsAlert, body: Mapping[str, Any]) -> dict[str, Any]:
         """Add a destination (as the API's destinations endpoint checks it); returns its stored config."""
         kind, config = parse_destination(dict(body), delivery_settings(self.settings))
-        added = self.meta.alerts.add_destinations(alert.team_id, alert.id, kind, config, KINDS)
+        sealed = self.services.secret_box.seal_fields(config, SECRET_FIELDS)  # stored as the API stores it
+        added = self.meta.alerts.add_destinations(alert.team_id, alert.id, kind, sealed, KINDS)
         assert added is not None
         if kind == "webhook":
             self.secrets[alert.id] = config["signing_secret"]

@@ -1061,7 +1061,8 @@ async def add_destination(alerts: Alerts, alert_id: str, **body: Any) -> dict[st
 
 
 async def test_a_webhook_destination_makes_one_function_per_notification(alerts: Alerts) -> None:
-    """A webhook destination answers 201 with four ids and a signing secret, and shows in destination_types."""
+    """A webhook destination answers 201 with four ids and a signing secret, is stored encrypted, and shows in
+    destination_types."""
     doc = await alerts.create()
     created = await add_destination(alerts, doc["id"], type="webhook", webhook_url=HOOK)
     ids = created["hog_function_ids"]
@@ -1071,7 +1072,12 @@ async def test_a_webhook_destination_makes_one_function_per_notification(alerts:
     assert created["signing_secret"] not in str(created["config"])
     stored = alerts.meta.alerts.destinations([doc["id"]])[doc["id"]]
     assert {d.kind for d in stored} == {"firing", "resolved", "broken", "errored"}
-    assert {d.config["signing_secret"] for d in stored} == {created["signing_secret"]}
+    # kept encrypted in the metadata database, opened with the server's key
+    assert all(d.config["signing_secret"].startswith("enc:v1:") for d in stored)
+    assert all(created["signing_secret"] not in str(d.config) and HOOK not in str(d.config) for d in stored)
+    box = alerts.env.services.secret_box
+    assert {box.open_fields(d.config)["signing_secret"] for d in stored} == {created["signing_secret"]}
+    assert {box.open_fields(d.config)["webhook_url"] for d in stored} == {HOOK}
     assert (await alerts.get(doc["id"]))["destination_types"] == ["webhook"]
     assert (await alerts.call("GET")).json()["results"][0]["destination_types"] == ["webhook"]
     chosen = await add_destination(alerts, doc["id"], type="webhook", webhook_url=HOOK, webhook_secret="s" * 20)

@@ -12,8 +12,11 @@ from pathlib import Path
 
 import pytest
 
+from logpond.alerts.destinations import KINDS, SECRET_FIELDS, parse_destination
 from logpond.alerts.rules import plan_reset
+from logpond.alerts.scheduler import delivery_settings
 from logpond.meta.records import AlertCheckResult
+from logpond.meta.secretbox import SecretBox
 from logpond.store.chdb_store import ChDBStore
 from tests.alerts._receiver import Receiver
 from tests.alerts._scenario import MIN, SEC, START, Clock, World
@@ -413,6 +416,22 @@ def test_an_undelivered_error_notice_does_not_stop_the_failure_streak(world: Wor
     assert (row.consecutive_failures, row.next_check_at) == (1, START + 5 * MIN)
     assert world.tick(START + 5 * MIN).notifications == 0  # failure two notifies nobody
     assert world.get(alert).consecutive_failures == 2
+
+
+def test_a_destination_sealed_under_another_key_is_not_delivered(world: World) -> None:
+    """Secrets stored by a server with another LOGPOND_SECRET_KEY cannot be opened: nothing is sent, and
+    the firing check is not written, so the alert stays due."""
+    alert = world.create_alert(threshold_count=2, webhook=False)
+    _, config = parse_destination(
+        {"type": "webhook", "webhook_url": world.rx.url + "/hook"}, delivery_settings(world.settings)
+    )
+    foreign = SecretBox("another server's key, 32+ characters").seal_fields(config, SECRET_FIELDS)
+    world.meta.alerts.add_destinations(alert.team_id, alert.id, "webhook", foreign, KINDS)
+    world.insert_logs(START - 2 * MIN, count=5)
+    report = world.tick(START)
+    assert (report.checked, report.notifications, report.failed_deliveries) == (1, 0, 1)
+    assert world.rx.requests == []
+    assert world.get(alert).state == "not_firing"
 
 
 # --- projects and destinations ------------------------------------------------------------------------

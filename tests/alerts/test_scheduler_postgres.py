@@ -36,10 +36,12 @@ def shared_meta_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 @pytest.fixture
 def worlds(tmp_path: Path, store: ChDBStore, shared_meta_url: str) -> Iterator[tuple[World, World]]:
     clock = Clock(START)
+    # servers sharing one metadata database share the key of its stored secrets
+    shared = {"alerts_max_per_tick": PER_TICK, "secret_key": "the key both servers are given, 32+ chars"}
     with (
         Receiver() as rx,
-        World(tmp_path / "a", store, rx, clock, meta_url=shared_meta_url, alerts_max_per_tick=PER_TICK) as a,
-        World(tmp_path / "b", store, rx, clock, meta_url=shared_meta_url, alerts_max_per_tick=PER_TICK) as b,
+        World(tmp_path / "a", store, rx, clock, meta_url=shared_meta_url, **shared) as a,
+        World(tmp_path / "b", store, rx, clock, meta_url=shared_meta_url, **shared) as b,
     ):
         a.meta.bootstrap()
         yield a, b

@@ -41,6 +41,8 @@ WEBHOOK_EVENT_TYPES = {
     "broken": "logs_alert.auto_disabled",
     "errored": "logs_alert.errored",
 }
+# config fields kept encrypted at rest (logpond.meta.secretbox): credentials, and URLs that often are
+SECRET_FIELDS = ("signing_secret", "slack_bot_token", "slack_webhook_url", "webhook_url")
 SIGNATURE_HEADER = "X-Logpond-Signature"
 EVENT_ID_HEADER = "X-Logpond-Event-Id"
 USER_AGENT = f"logpond/{__version__}"

@@ -48,6 +48,7 @@ from logpond.alerts.state import (
     step,
 )
 from logpond.meta.records import AlertCheckResult, LogsAlert, LogsAlertDestination
+from logpond.meta.secretbox import SecretKeyError
 from logpond.query.ast import Select
 from logpond.store.base import QueryLimits, QueryResult
 
@@ -265,8 +266,12 @@ class AlertScheduler:
         def send(job: tuple[str, LogsAlertDestination, AlertNotice]) -> tuple[str, bool]:
             alert_id, destination, notice = job
             try:
-                self.deliverer.deliver(destination.destination_type, destination.config, notice)
+                config = self.services.secret_box.open_fields(destination.config)
+                self.deliverer.deliver(destination.destination_type, config, notice)
                 return alert_id, True
+            except SecretKeyError as exc:
+                log.warning("alert %s: %s notification not delivered: %s", alert_id, notice.kind, exc)
+                return alert_id, False
             except DeliveryError as exc:
                 log.warning("alert %s: %s notification not delivered: %s", alert_id, notice.kind, exc)
                 return alert_id, False

@@ -13,7 +13,7 @@ import anyio.to_thread
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from logpond.alerts.destinations import KINDS, DestinationError, parse_destination, public_config
+from logpond.alerts.destinations import KINDS, SECRET_FIELDS, DestinationError, parse_destination, public_config
 from logpond.alerts.rules import (
     RuleError,
     parse_alert,
@@ -321,8 +321,9 @@ async def create_destination(project_id: str, alert_id: str, request: Request) -
         destination_type, config = parse_destination(body, delivery_settings(services.settings))
     except DestinationError as exc:
         raise errors.validation_error(exc.detail, attr=exc.attr) from None
+    sealed = services.secret_box.seal_fields(config, SECRET_FIELDS)
     created = await anyio.to_thread.run_sync(
-        services.meta.alerts.add_destinations, access.team_id, alert_id, destination_type, config, KINDS
+        services.meta.alerts.add_destinations, access.team_id, alert_id, destination_type, sealed, KINDS
     )
     if created is None:
         raise errors.not_found()
