@@ -535,3 +535,39 @@ def test_receiver_wait_is_bounded(rx: Receiver) -> None:
     """wait_for gives up with an AssertionError when too few requests arrive."""
     with pytest.raises(AssertionError, match="expected 1 requests"):
         rx.wait_for(1, timeout=0.05)
+
+
+def _resolving_to(address: str) -> Any:
+    def getaddrinfo(host: str, port: int, *args: Any, **kwargs: Any) -> list[Any]:
+        family = socket.AF_INET6 if ":" in address else socket.AF_INET
+        return [(family, socket.SOCK_STREAM, 6, "", (address, port))]
+
+    return getaddrinfo
+
+
+@pytest.mark.parametrize("address", ["10.1.2.3", "169.254.169.254", "127.0.0.1", "fd00::1", "192.168.0.9"])
+def test_a_host_name_resolving_inside_the_network_is_refused(
+    rx: Receiver, monkeypatch: pytest.MonkeyPatch, address: str
+) -> None:
+    """An https destination whose name resolves to a private, link-local or loopback address is refused at
+    delivery (the resolver is the operating system's, replaced here so the test needs no DNS)."""
+    monkeypatch.setattr(socket, "getaddrinfo", _resolving_to(address))
+    with deliverer(rx, allow_http_loopback=False) as (d, _), pytest.raises(DeliveryError) as caught:
+        d.deliver("webhook", {"webhook_url": "https://hooks.example.com/x", "signing_secret": SECRET}, NOTICE)
+    assert str(caught.value) == "webhook host hooks.example.com resolves to a loopback or private address"
+    assert rx.requests == []
+
+
+def test_a_host_name_that_does_not_resolve_is_retried_then_reported(
+    rx: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A name the resolver cannot find is a retryable failure, reported after the last attempt."""
+
+    def fail(*args: Any, **kwargs: Any) -> list[Any]:
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(socket, "getaddrinfo", fail)
+    with deliverer(rx, attempts=2) as (d, sleeps), pytest.raises(DeliveryError) as caught:
+        d.deliver("teams", {"webhook_url": "https://teams.example.com/hook"}, NOTICE)
+    assert str(caught.value) == "could not resolve teams webhook host teams.example.com after 2 attempts"
+    assert len(sleeps) == 1

@@ -21,6 +21,7 @@ import hmac
 import ipaddress
 import re
 import secrets
+import socket
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -614,6 +615,27 @@ class Deliverer:
             raise DeliveryError(f"{label} URL refused: it {problem}")
         return url
 
+    def _check_resolved(self, post: _Post, host: str) -> None:
+        """Refuse a host name that resolves to a loopback, private or link-local address, so a destination
+        cannot reach inside the server's network through DNS. (A name that resolves differently between
+        this look-up and the connection is not caught.)"""
+        try:
+            ipaddress.ip_address(host)
+            return  # an address: url_problem has judged it already
+        except ValueError:
+            pass
+        port = urlsplit(post.url).port or 443
+        try:
+            found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except OSError:
+            raise _Retry(f"could not resolve {post.label} host {host}") from None
+        for *_, sockaddr in found:
+            address = ipaddress.ip_address(str(sockaddr[0]).split("%", 1)[0])
+            if self._settings.allow_http_loopback and address.is_loopback:
+                continue
+            if not address.is_global or address.is_multicast:
+                raise DeliveryError(f"{post.label} host {host} resolves to a loopback or private address")
+
     def _send(self, post: _Post) -> None:
         attempts = max(1, self._settings.attempts)
         message = ""
@@ -637,6 +659,8 @@ class Deliverer:
             headers[SIGNATURE_HEADER] = signature_header(post.signing_secret, post.body, timestamp=int(time.time()))
         host = urlsplit(post.url).hostname or "?"
         timeout = self._settings.timeout_seconds
+        if not post.slack_api:  # Slack's API base is a setting, not a user's URL
+            self._check_resolved(post, host)
         try:
             with self._client.stream(
                 "POST", post.url, content=post.body, headers=headers, timeout=timeout, follow_redirects=False
