@@ -98,7 +98,8 @@ def wait_for_state(world: World, alert_id: str, state: str, timeout: float = 10.
 
 def test_a_breaching_alert_fires_a_signed_webhook_from_the_running_server(world: World) -> None:
     """The server's own scheduler checks a new alert within a tick, moves it to firing, and POSTs a signed
-    ``logs_alert.firing`` webhook with the count; the history records the check."""
+    ``logs_alert.firing`` webhook with the count; the history records the check, and the project's events
+    hold PostHog's internal ``$logs_alert_firing`` event."""
     alert = create_alert(world, threshold_count=ERRORS - 2, enabled=False)
     destination = world.http.post(
         f"/api/projects/1/logs/alerts/{alert['id']}/destinations/",
@@ -123,6 +124,19 @@ def test_a_breaching_alert_fires_a_signed_webhook_from_the_running_server(world:
     ]
     health = world.http.get("/_health").json()
     assert health["alert_scheduler_error"] is None
+    # PostHog's internal event of the notification, in the project's events, with the webhook's id
+    hogql = (
+        "SELECT uuid, properties.alert_id, properties.result_count, properties.threshold_operator "
+        "FROM events WHERE event = '$logs_alert_firing'"
+    )
+    deadline = time.monotonic() + 10
+    while True:
+        rows = world.http.post("/api/projects/1/query/", json={"query": {"kind": "HogQLQuery", "query": hogql}})
+        assert rows.status_code == 200, rows.text
+        if rows.json()["results"] or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert rows.json()["results"] == [[request.json["id"], alert["id"], str(ERRORS), "above"]]
 
 
 def test_cli_lists_alerts_while_the_server_runs(world: World) -> None:

@@ -11,7 +11,8 @@ One tick (``AlertScheduler.tick``):
    alert's destinations of that kind. When a firing or resolved notification cannot be delivered, the
    alert's result is not written, so it stays due and the next tick checks and notifies again. (An
    undelivered errored or broken notice is not retried: the failure streak must go on counting.)
-5. Write every result, with the CHECK history entries, in one transaction.
+5. Write every result, with the CHECK history entries, in one transaction, and capture PostHog's internal
+   events of the notifications (``$logs_alert_firing``, ...) into the project's events.
 
 Checks follow a 5-minute grid per alert: a check counts the windows ending at its slot (``next_check_at``),
 or at the latest slot already passed when the server was down, so missed slots are skipped and never
@@ -35,6 +36,7 @@ from typing import Any
 
 from logpond.alerts.check import CHECK_INTERVAL, CheckRequest, check_counts
 from logpond.alerts.destinations import AlertNotice, Deliverer, DeliveryError, DeliverySettings
+from logpond.alerts.internal_events import capture, internal_event
 from logpond.alerts.rules import alert_filters, in_blocked_window
 from logpond.alerts.state import (
     AlertConfig,
@@ -182,10 +184,14 @@ class AlertScheduler:
                     (alert, step(_config(alert), _status(alert), outcome, now), outcome, next_slot, millis)
                 )
         report.checked = len(transitions)
-        notifying = [alert.id for alert, t, *_ in transitions if t.notification is not Notification.NONE]
-        destinations = repo.destinations(notifying) if notifying else {}
+        notices = {
+            alert.id: self._notice(alert, NOTICE_KINDS[t.notification], t, outcome, now)
+            for alert, t, outcome, *_ in transitions
+            if t.notification is not Notification.NONE
+        }
+        destinations = repo.destinations(list(notices)) if notices else {}
         sending = time.perf_counter()
-        delivered = self._deliver_all(transitions, destinations, now, report)
+        delivered = self._deliver_all(notices, destinations, report)
         report.delivery_seconds = time.perf_counter() - sending
         for alert, transition, outcome, next_slot, millis in transitions:
             token = alert.claim_token or ""
@@ -194,7 +200,9 @@ class AlertScheduler:
                 continue
             results.append(_result(alert, token, transition, outcome, now, next_slot, millis))
             report.transitions[alert.id] = transition.status.state.value
-        report.written = len(repo.finish_checks(results)) if results else 0
+        written = repo.finish_checks(results) if results else []
+        report.written = len(written)
+        self._record_notices([(alert, notices[alert.id]) for alert, *_ in transitions if alert.id in notices], written)
         if self._last_cleanup is None or now - self._last_cleanup >= EVENT_CLEANUP_EVERY:
             retention = dt.timedelta(days=self.services.settings.alerts_event_retention_days)
             repo.delete_events_before(now - retention)
@@ -242,23 +250,35 @@ class AlertScheduler:
         report.store_seconds += elapsed
         return outcomes, int(elapsed * 1000)
 
+    def _record_notices(self, notified: Sequence[tuple[LogsAlert, AlertNotice]], written: Sequence[str]) -> None:
+        """Capture the internal events of the notifications whose checks were written."""
+        writer = self.services.events_writer
+        kept = set(written)
+        by_team: dict[int, list[dict[str, Any]]] = defaultdict(list)
+        for alert, notice in notified:
+            if alert.id in kept:
+                by_team[alert.team_id].append(internal_event(alert, notice))
+        if writer is None:
+            return
+        for team_id, events in by_team.items():
+            try:
+                capture(writer, team_id, events, max_decompressed_bytes=self.services.settings.max_decompressed_bytes)
+            except Exception:  # the notifications went out; their record is a convenience
+                log.exception("alert events of project %s not recorded", team_id)
+
     def _deliver_all(
         self,
-        transitions: Sequence[tuple[LogsAlert, Transition, CheckOutcome, dt.datetime, int]],
+        notices: dict[str, AlertNotice],
         destinations: dict[str, list[LogsAlertDestination]],
-        now: dt.datetime,
         report: TickReport,
     ) -> dict[str, bool]:
         """Send every notification, in parallel; ``{alert id: all its deliveries succeeded}``."""
-        jobs: list[tuple[str, LogsAlertDestination, AlertNotice]] = []
-        for alert, transition, outcome, _next, _ms in transitions:
-            kind = NOTICE_KINDS.get(transition.notification)
-            if kind is None:
-                continue
-            notice = self._notice(alert, kind, transition, outcome, now)
-            for destination in destinations.get(alert.id, []):
-                if destination.kind == kind:
-                    jobs.append((alert.id, destination, notice))
+        jobs = [
+            (alert_id, destination, notice)
+            for alert_id, notice in notices.items()
+            for destination in destinations.get(alert_id, [])
+            if destination.kind == notice.kind
+        ]
         ok: dict[str, bool] = {}
         if not jobs:
             return ok
