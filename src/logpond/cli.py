@@ -307,6 +307,7 @@ def alerts_list(
             "last_checked_at": a.last_checked_at.isoformat() if a.last_checked_at else None,
             "consecutive_failures": a.consecutive_failures,
             "last_error_message": a.last_error_message,
+            "last_delivery_error": a.last_delivery_error,
             "destinations": sorted({d.destination_type for d in destinations[a.id]}),
         }
         for a in alerts

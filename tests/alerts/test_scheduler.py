@@ -392,6 +392,11 @@ def test_a_failed_delivery_leaves_the_alert_due_and_the_next_tick_delivers(world
         None,
     )
     assert world.events(alert) == []
+    # why is visible on the alert until a notification goes out again
+    assert (row.last_delivery_error, row.last_delivery_error_at) == (
+        "firing notification to webhook: webhook answered 500 after 2 attempts",
+        START + 5 * MIN,
+    )
 
     report = world.tick(START + 6 * MIN)  # the 12:05 slot again: windows ending now would hold nothing
     assert (report.claimed, report.notifications, report.transitions) == (1, 1, {alert.id: "firing"})
@@ -401,6 +406,7 @@ def test_a_failed_delivery_leaves_the_alert_due_and_the_next_tick_delivers(world
     assert (delivered.type, delivered.data["result_count"]) == ("logs_alert.firing", 5)
     row = world.get(alert)
     assert (row.state, row.last_notified_at, row.next_check_at) == ("firing", START + 6 * MIN, START + 10 * MIN)
+    assert (row.last_delivery_error, row.last_delivery_error_at) == (None, None)
     assert world.states(alert) == [("not_firing", "firing")]
 
 
@@ -414,6 +420,7 @@ def test_an_undelivered_error_notice_does_not_stop_the_failure_streak(world: Wor
     assert (report.checked, report.failed_deliveries) == (1, 1)
     row = world.get(alert)
     assert (row.consecutive_failures, row.next_check_at) == (1, START + 5 * MIN)
+    assert row.last_delivery_error == "errored notification to webhook: webhook answered 500 after 2 attempts"
     assert world.tick(START + 5 * MIN).notifications == 0  # failure two notifies nobody
     assert world.get(alert).consecutive_failures == 2
 

@@ -269,6 +269,8 @@ def plan_create(values: Mapping[str, Any], *, now: dt.datetime) -> dict[str, Any
         "first_enabled_at": now if values.get("enabled", True) else None,
         "consecutive_failures": 0,
         "last_error_message": None,
+        "last_delivery_error": None,
+        "last_delivery_error_at": None,
     }
 
 

@@ -31,7 +31,7 @@ import zoneinfo
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from logpond.alerts.check import CHECK_INTERVAL, CheckRequest, check_counts
@@ -191,14 +191,18 @@ class AlertScheduler:
         }
         destinations = repo.destinations(list(notices)) if notices else {}
         sending = time.perf_counter()
-        delivered = self._deliver_all(notices, destinations, report)
+        failures = self._deliver_all(notices, destinations, report)
         report.delivery_seconds = time.perf_counter() - sending
         for alert, transition, outcome, next_slot, millis in transitions:
             token = alert.claim_token or ""
-            if not delivered.get(alert.id, True) and transition.notification in ROLLED_BACK:
-                results.append(AlertCheckResult(alert.id, token, {}))  # still due: the next tick retries
+            sent = alert.id in notices and any(d.kind == notices[alert.id].kind for d in destinations[alert.id])
+            delivery = _delivery_values(alert, sent, failures, now)
+            if alert.id in failures and transition.notification in ROLLED_BACK:
+                # still due: the next tick checks and notifies again
+                results.append(AlertCheckResult(alert.id, token, delivery))
                 continue
-            results.append(_result(alert, token, transition, outcome, now, next_slot, millis))
+            result = _result(alert, token, transition, outcome, now, next_slot, millis)
+            results.append(replace(result, values={**result.values, **delivery}))
             report.transitions[alert.id] = transition.status.state.value
         written = repo.finish_checks(results) if results else []
         report.written = len(written)
@@ -271,38 +275,36 @@ class AlertScheduler:
         notices: dict[str, AlertNotice],
         destinations: dict[str, list[LogsAlertDestination]],
         report: TickReport,
-    ) -> dict[str, bool]:
-        """Send every notification, in parallel; ``{alert id: all its deliveries succeeded}``."""
+    ) -> dict[str, str]:
+        """Send every notification, in parallel; ``{alert id: why one of its deliveries failed}``."""
         jobs = [
             (alert_id, destination, notice)
             for alert_id, notice in notices.items()
             for destination in destinations.get(alert_id, [])
             if destination.kind == notice.kind
         ]
-        ok: dict[str, bool] = {}
+        failures: dict[str, str] = {}
         if not jobs:
-            return ok
+            return failures
 
-        def send(job: tuple[str, LogsAlertDestination, AlertNotice]) -> tuple[str, bool]:
+        def send(job: tuple[str, LogsAlertDestination, AlertNotice]) -> tuple[str, str | None]:
             alert_id, destination, notice = job
             try:
                 config = self.services.secret_box.open_fields(destination.config)
                 self.deliverer.deliver(destination.destination_type, config, notice)
-                return alert_id, True
-            except SecretKeyError as exc:
+                return alert_id, None
+            except (SecretKeyError, DeliveryError) as exc:
                 log.warning("alert %s: %s notification not delivered: %s", alert_id, notice.kind, exc)
-                return alert_id, False
-            except DeliveryError as exc:
-                log.warning("alert %s: %s notification not delivered: %s", alert_id, notice.kind, exc)
-                return alert_id, False
+                return alert_id, f"{notice.kind} notification to {destination.destination_type}: {exc}"
 
         workers = max(1, min(len(jobs), self.services.settings.alerts_delivery_threads))
         with ThreadPoolExecutor(workers, thread_name_prefix="logpond-alert-delivery") as pool:
-            for alert_id, success in pool.map(send, jobs):
-                ok[alert_id] = ok.get(alert_id, True) and success
-                report.notifications += success
-                report.failed_deliveries += not success
-        return ok
+            for alert_id, problem in pool.map(send, jobs):
+                if problem is not None:
+                    failures.setdefault(alert_id, problem)
+                report.notifications += problem is None
+                report.failed_deliveries += problem is not None
+        return failures
 
     def _notice(
         self, alert: LogsAlert, kind: str, transition: Transition, outcome: CheckOutcome, now: dt.datetime
@@ -340,6 +342,17 @@ def delivery_settings(settings: Any) -> DeliverySettings:
         backoff_seconds=settings.alerts_delivery_backoff_seconds,
         slack_api_url=settings.alerts_slack_api_url,
     )
+
+
+def _delivery_values(
+    alert: LogsAlert, delivered_to_some: bool, failures: dict[str, str], now: dt.datetime
+) -> dict[str, Any]:
+    """The alert's delivery columns after this tick: the failure, or cleared by a notification that went out."""
+    if alert.id in failures:
+        return {"last_delivery_error": failures[alert.id], "last_delivery_error_at": now}
+    if delivered_to_some and alert.last_delivery_error is not None:
+        return {"last_delivery_error": None, "last_delivery_error_at": None}
+    return {}
 
 
 def _config(alert: LogsAlert) -> AlertConfig:

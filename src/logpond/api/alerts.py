@@ -91,6 +91,8 @@ def _alerts_json(services: Any, alerts: list[LogsAlert]) -> list[dict[str, Any]]
                 "first_enabled_at": _ts(alert.first_enabled_at),
                 "consecutive_failures": alert.consecutive_failures,
                 "last_error_message": alert.last_error_message,
+                "last_delivery_error": alert.last_delivery_error,
+                "last_delivery_error_at": _ts(alert.last_delivery_error_at),
                 "destination_types": types,
                 "state_timeline": state_timeline(alert, history[alert.id], now=now),
                 "created_at": _ts(alert.created_at),

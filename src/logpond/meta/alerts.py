@@ -401,6 +401,8 @@ def _alert(row: LogsAlertRow) -> LogsAlert:
         created_at=row.created_at,
         updated_at=row.updated_at,
         claim_token=row.claim_token,
+        last_delivery_error=row.last_delivery_error,
+        last_delivery_error_at=row.last_delivery_error_at,
     )
 
 

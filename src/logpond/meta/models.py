@@ -193,6 +193,9 @@ class LogsAlertRow(Base):
     first_enabled_at: Mapped[datetime | None]
     consecutive_failures: Mapped[int] = mapped_column(Integer)
     last_error_message: Mapped[str | None] = mapped_column(Text)
+    # why the last notification could not be delivered; cleared when one goes out again
+    last_delivery_error: Mapped[str | None] = mapped_column(Text)
+    last_delivery_error_at: Mapped[datetime | None]
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]

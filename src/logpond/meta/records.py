@@ -153,6 +153,8 @@ class LogsAlert:
     created_at: datetime
     updated_at: datetime
     claim_token: str | None = None
+    last_delivery_error: str | None = None
+    last_delivery_error_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -46,6 +46,8 @@ def upgrade() -> None:
         _when("first_enabled_at"),
         sa.Column("consecutive_failures", sa.Integer(), nullable=False),
         sa.Column("last_error_message", sa.Text(), nullable=True),
+        sa.Column("last_delivery_error", sa.Text(), nullable=True),
+        _when("last_delivery_error_at"),
         sa.Column("created_by_id", sa.Integer(), nullable=True),
         _when("created_at", nullable=False),
         _when("updated_at", nullable=False),
